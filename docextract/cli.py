@@ -1,0 +1,215 @@
+"""The ``docextract`` command.
+
+Subcommands:
+
+* ``extract PATH... --task NAME``: run extractions in this process (no Ray), one
+  JSON line per image or PDF page (or per document with ``--mode document``);
+* ``tasks``: list the built-in tasks and their schemas;
+* ``tiny-model DIR``: build the random-weight test model.
+
+Exit codes: 0 when every input gave a schema-valid result; 1 when some input
+failed or some output is invalid (each reported on stderr); 2 for a usage,
+task, config or model error, reported as one line with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO, Any
+
+from docextract.cli_options import add_config_arguments, config_overrides
+from docextract.config import ExtractionConfig, load_config
+from docextract.errors import DocExtractError
+
+__all__ = ["main", "build_parser", "parse_page_selection"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def parse_page_selection(text: str) -> list[int]:
+    """``"1,3-5"`` -> ``[1, 3, 4, 5]`` (1-based, in the order given, duplicates dropped)."""
+    pages: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "-" in part:
+                first, last = (int(x) for x in part.split("-", 1))
+                if last < first:
+                    raise ValueError
+                pages.extend(range(first, last + 1))
+            else:
+                pages.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid page selection {text!r}; use e.g. 1,3-5") from None
+    if not pages or min(pages) < 1:
+        raise argparse.ArgumentTypeError(f"invalid page selection {text!r}: pages start at 1")
+    return list(dict.fromkeys(pages))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="docextract",
+        description="Schema-guaranteed JSON from images and PDFs with vLLM constrained decoding.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show engine logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    extract = sub.add_parser(
+        "extract",
+        help="extract JSON from images/PDFs in this process",
+        description="Run a task on images and PDFs and print one JSON line per image or page.",
+    )
+    extract.add_argument("paths", nargs="+", metavar="PATH", help="image or PDF files")
+    which = extract.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", help="built-in task name, labelr config.json, schema .json, or module:Class")
+    which.add_argument("--schema", metavar="FILE", help="a JSON Schema file (or labelr config.json)")
+    extract.add_argument("--instructions", help="instructions for the model (replace the task's own)")
+    extract.add_argument("--config", metavar="FILE", help="ExtractionConfig as YAML/JSON; flags override it")
+    extract.add_argument("--output", "-o", metavar="FILE.jsonl", help="write JSON lines here instead of stdout")
+    extract.add_argument(
+        "--mode",
+        choices=["per_page", "document"],
+        default="per_page",
+        help="PDFs: one result per page, or one for the whole document (default: per_page)",
+    )
+    extract.add_argument("--pages", type=parse_page_selection, help="PDF pages to use, e.g. 1,3-5")
+    add_config_arguments(extract, ExtractionConfig)
+
+    tasks = sub.add_parser("tasks", help="list tasks and their schemas")
+    tasks.add_argument("name", nargs="?", help="print this task's labelr config.json (instructions + json_schema)")
+    tasks.add_argument("--json", action="store_true", help="list as JSON")
+
+    tiny = sub.add_parser("tiny-model", help="build the random-weight test model (offline, seconds)")
+    tiny.add_argument("dir", help="output directory")
+    tiny.add_argument("--size", choices=["tiny", "bench"], default="tiny", help="tiny (tests) or bench (benchmarks)")
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--overwrite", action="store_true")
+    return parser
+
+
+def _quiet_engine_logs(verbose: bool) -> None:
+    if verbose:
+        return
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    for name in ("vllm", "transformers", "xgrammar"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _report(message: str) -> None:
+    print(f"docextract: {message}", file=sys.stderr, flush=True)
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from docextract.tasks import builtin_task_names, load_task
+
+    if args.name:
+        task = load_task(args.name)
+        print(json.dumps(task.labelr_config(), indent=2, ensure_ascii=False))
+        return EXIT_OK
+    tasks = [load_task(name) for name in builtin_task_names()]
+    if args.json:
+        listing = [
+            {"name": t.name, "version": t.version, "description": t.description, "instructions": t.instructions,
+             "json_schema": t.json_schema}
+            for t in tasks
+        ]
+        print(json.dumps(listing, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for task in tasks:
+        fields = ", ".join(task.json_schema.get("properties", {}))
+        print(f"{task.name} (v{task.version}): {task.description}")
+        print(f"    fields: {fields}")
+    print("\n`docextract tasks NAME` prints a task's instructions and JSON Schema.")
+    return EXIT_OK
+
+
+def _cmd_tiny_model(args: argparse.Namespace) -> int:
+    from docextract.tiny_model import BENCH, TINY, build_tiny_model
+
+    started = time.perf_counter()
+    path = build_tiny_model(args.dir, BENCH if args.size == "bench" else TINY, seed=args.seed, overwrite=args.overwrite)
+    _report(f"{args.size} model ready in {path} ({time.perf_counter() - started:.1f} s); its weights are random")
+    print(path)
+    return EXIT_OK
+
+
+async def _run_extract(args: argparse.Namespace, config: ExtractionConfig, out: IO[str]) -> int:
+    from docextract.documents import load_document
+    from docextract.engine import ExtractionEngine
+    from docextract.tasks import load_task
+
+    task = load_task(args.task or args.schema, instructions=args.instructions, backend=config.structured_output_backend)
+    for warning in task.warnings:
+        _report(f"warning: {warning}")
+
+    # Inputs are read before the engine starts, so a bad file fails in a second, not after model load.
+    documents, failures = [], 0
+    for path in args.paths:
+        started = time.perf_counter()
+        try:
+            document = load_document(path, options=config.preprocess, pages=args.pages)
+        except DocExtractError as exc:
+            _report(f"error: {exc.message}")
+            failures += 1
+            continue
+        document.preprocess_s = time.perf_counter() - started
+        documents.append(document)
+    if not documents:
+        return EXIT_FAILED
+
+    engine = ExtractionEngine(config)
+    try:
+        invalid = 0
+        results = await asyncio.gather(*(engine.extract_document(d, task, mode=args.mode) for d in documents))
+        for result in (r for batch in results for r in batch):
+            out.write(result.model_dump_json() + "\n")
+            out.flush()
+            if result.error:
+                _report(f"error: {result.id}: {result.error}")
+                failures += 1
+            elif not result.valid:
+                invalid += 1
+                why = "; ".join(f"{e.path or '(root)'}: {e.message}" for e in result.errors[:3])
+                _report(f"invalid output for {result.id}: {why}")
+    finally:
+        engine.shutdown()
+    return EXIT_OK if not (failures or invalid) else EXIT_FAILED
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    config = load_config(args.config, **config_overrides(args))
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as out:
+            return asyncio.run(_run_extract(args, config, out))
+    return asyncio.run(_run_extract(args, config, sys.stdout))
+
+
+_COMMANDS = {"extract": _cmd_extract, "tasks": _cmd_tasks, "tiny-model": _cmd_tiny_model}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``docextract`` console script."""
+    args = build_parser().parse_args(argv)
+    _quiet_engine_logs(args.verbose)
+    try:
+        return _COMMANDS[args.command](args)
+    except DocExtractError as exc:
+        _report(f"error: {exc.message}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _report("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""One configuration model for every front door.
+
+:class:`ExtractionConfig` is what the CLI, the Serve ``args:`` block and the
+batch job all validate against (``extra="forbid"``: a misspelt key is an error,
+not a silent default). CLI options are generated from its fields
+(:func:`docextract.cli_options.add_config_arguments`), so a default is written
+once, here. ``engine_kwargs`` is the one free-form pass-through, straight to
+vLLM's ``AsyncEngineArgs``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from docextract.documents import PreprocessOptions
+from docextract.errors import DocExtractError
+
+__all__ = ["DEFAULT_MODEL", "ExtractionConfig", "SamplingConfig", "load_config"]
+
+#: The production default: small enough for one 24 GB GPU, good at documents.
+DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+
+
+class SamplingConfig(BaseModel):
+    """How tokens are chosen. Greedy by default: extraction wants the most likely answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_tokens: int = Field(
+        default=2048,
+        ge=1,
+        description="Most tokens generated per result; an output cut here is reported invalid, never repaired.",
+    )
+    seed: int | None = Field(default=None, description="Sampling seed, for reproducible non-greedy runs.")
+    repetition_penalty: float = Field(default=1.0, gt=0.0, le=2.0, description="vLLM repetition penalty.")
+
+
+class ExtractionConfig(BaseModel):
+    """Everything that decides how an extraction runs: model, engine, decoding, preprocessing."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str = Field(default=DEFAULT_MODEL, description="Hugging Face model id or local model directory.")
+    served_model_name: str | None = Field(
+        default=None, description="Name clients use for this model (default: the model id)."
+    )
+    dtype: str = Field(default="auto", description="Weights dtype: auto, bfloat16, float16, float32.")
+    max_model_len: int | None = Field(
+        default=16384, ge=256, description="Context length (prompt + output); bounds KV-cache memory."
+    )
+    tensor_parallel_size: int = Field(default=1, ge=1, description="GPUs one engine spans (tensor parallelism).")
+    gpu_memory_utilization: float = Field(
+        default=0.9, gt=0.0, le=1.0, description="Fraction of each GPU's memory vLLM may take."
+    )
+    max_num_seqs: int | None = Field(default=None, ge=1, description="Most requests vLLM batches at once.")
+    enforce_eager: bool = Field(default=False, description="Skip graph capture/compilation (faster start).")
+    trust_remote_code: bool = Field(default=False, description="Allow model code from the model repository.")
+    structured_output_backend: Literal["xgrammar", "guidance"] = Field(
+        default="xgrammar", description="Grammar backend that enforces the schema."
+    )
+    disable_any_whitespace: bool = Field(
+        default=True, description="Compact JSON: no free whitespace between tokens (faster, bounded)."
+    )
+    max_images_per_prompt: int = Field(
+        default=8, ge=1, description="Most images in one prompt (whole-document mode)."
+    )
+    include_schema_in_prompt: bool = Field(
+        default=True, description="Show the JSON Schema to the model in the prompt as well as enforcing it."
+    )
+    system_prompt: str | None = Field(default=None, description="Optional system message before the task.")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    preprocess: PreprocessOptions = Field(default_factory=PreprocessOptions)
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Extra vLLM AsyncEngineArgs, passed through unchecked."
+    )
+
+    @property
+    def model_name(self) -> str:
+        """The name results and APIs report for this model."""
+        return self.served_model_name or self.model
+
+    def with_overrides(self, **overrides: Any) -> "ExtractionConfig":
+        """A validated copy with top-level or nested (``sampling``/``preprocess``) fields replaced."""
+        data = self.model_dump()
+        for key, value in overrides.items():
+            if key in ("sampling", "preprocess") and isinstance(value, dict):
+                data[key].update(value)
+            else:
+                data[key] = value
+        return ExtractionConfig.model_validate(data)
+
+
+def load_config(path: str | pathlib.Path | None = None, **overrides: Any) -> ExtractionConfig:
+    """Load an :class:`ExtractionConfig` from YAML or JSON (or defaults), then apply overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        import yaml
+
+        path = pathlib.Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise DocExtractError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+        except yaml.YAMLError as exc:
+            raise DocExtractError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise DocExtractError(f"{path}: a config file must hold a mapping of settings")
+        data = loaded or {}
+    for key, value in overrides.items():
+        if key in ("sampling", "preprocess") and isinstance(value, dict):
+            data.setdefault(key, {}).update(value)
+        else:
+            data[key] = value
+    from pydantic import ValidationError
+
+    try:
+        return ExtractionConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise DocExtractError(f"invalid configuration: {problems}") from None
