@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO
 
 from docextract.cli_options import add_config_arguments, config_overrides
 from docextract.config import ExtractionConfig, load_config
@@ -162,15 +162,16 @@ async def _run_extract(args: argparse.Namespace, config: ExtractionConfig, out: 
             _report(f"error: {exc.message}")
             failures += 1
             continue
-        document.preprocess_s = time.perf_counter() - started
-        documents.append(document)
+        documents.append((document, time.perf_counter() - started))
     if not documents:
         return EXIT_FAILED
 
     engine = ExtractionEngine(config)
     try:
         invalid = 0
-        results = await asyncio.gather(*(engine.extract_document(d, task, mode=args.mode) for d in documents))
+        results = await asyncio.gather(
+            *(engine.extract_document(d, task, mode=args.mode, preprocess_s=s) for d, s in documents)
+        )
         for result in (r for batch in results for r in batch):
             out.write(result.model_dump_json() + "\n")
             out.flush()

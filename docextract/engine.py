@@ -101,7 +101,11 @@ class ExtractionEngine:
             "enforce_eager": enforce_eager,
             "trust_remote_code": cfg.trust_remote_code,
             "limit_mm_per_prompt": {"image": cfg.max_images_per_prompt},
-            "mm_processor_kwargs": family.processor_kwargs(cfg.preprocess.min_pixels, cfg.preprocess.max_pixels) or None,
+            "mm_processor_kwargs": (
+                family.processor_kwargs(cfg.preprocess.min_pixels, cfg.preprocess.max_pixels) or None
+                if cfg.preprocess.max_pixels
+                else None
+            ),
             "structured_outputs_config": {
                 "backend": cfg.structured_output_backend,
                 "disable_any_whitespace": cfg.disable_any_whitespace,
@@ -178,9 +182,8 @@ class ExtractionEngine:
         except asyncio.CancelledError:
             await self.llm.abort(request_id)
             raise
-        except (ValueError, TypeError) as exc:
-            # vLLM's input validation (prompt longer than max_model_len, bad image): the caller's input.
-            raise InputError(f"the engine rejected the request: {exc}", kind="rejected_by_engine") from None
+        except Exception as exc:
+            raise _request_error(exc) from None
         if final is None:
             raise EngineError("the engine returned no output")
         return Generation.from_vllm(final)
@@ -198,8 +201,8 @@ class ExtractionEngine:
         except (asyncio.CancelledError, GeneratorExit):
             await self.llm.abort(request_id)
             raise
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"the engine rejected the request: {exc}", kind="rejected_by_engine") from None
+        except Exception as exc:
+            raise _request_error(exc) from None
 
     # -- extraction ---------------------------------------------------------------------------
 
@@ -261,10 +264,11 @@ class ExtractionEngine:
         *,
         mode: DocumentMode = "per_page",
         sampling: SamplingConfig | None = None,
+        preprocess_s: float = 0.0,
     ) -> list[ExtractionResult]:
         """Results for a loaded document: one per page (``per_page``, run concurrently),
-        or one for all pages in one prompt (``document``). An image is a one-page document."""
-        preprocess_s = getattr(document, "preprocess_s", 0.0) or 0.0
+        or one for all pages in one prompt (``document``). An image is a one-page document.
+        ``preprocess_s``, the time it took to load, is shared among the page results."""
         numbered = document.kind == "pdf"
         if mode == "document" or len(document.pages) == 1:
             pages: list[Page] = list(document.pages)
@@ -308,6 +312,25 @@ class ExtractionEngine:
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             llm.shutdown()
+
+
+def _request_error(exc: Exception) -> Exception:
+    """Map an exception from vLLM for one request to docextract's errors.
+
+    vLLM's client errors (prompt longer than ``max_model_len``, an image the
+    processor refuses) are the caller's input: :class:`InputError`. A dead
+    engine is re-raised as is, so health checks and supervisors see it; any
+    other failure is an :class:`EngineError` for this request only.
+    """
+    from vllm.exceptions import VLLMClientError
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    if isinstance(exc, EngineDeadError):
+        return exc
+    if isinstance(exc, (VLLMClientError, ValueError, TypeError)):
+        message = str(exc).split(". Make sure")[0]
+        return InputError(f"the engine rejected the request: {message}", kind="rejected_by_engine")
+    return EngineError(f"generation failed: {type(exc).__name__}: {exc}")
 
 
 def result_id(source: str, pages: list[int]) -> str:

@@ -120,9 +120,10 @@ def find_unsupported_features(schema: dict[str, Any], backend: Backend = "xgramm
     return problems
 
 
-def _depth(node: Any) -> int:
-    level, depth = [node], 0
-    while level:
+def _exceeds_nesting(node: Any, limit: int = MAX_SCHEMA_NESTING) -> bool:
+    """Whether objects/arrays nest deeper than ``limit`` (vLLM's own measure)."""
+    level = [node]
+    for _ in range(limit):
         level = [
             child
             for item in level
@@ -130,10 +131,9 @@ def _depth(node: Any) -> int:
             for child in (item.values() if isinstance(item, dict) else item)
             if isinstance(child, (dict, list))
         ]
-        depth += 1
-        if depth > MAX_SCHEMA_NESTING:
-            break
-    return depth - 1
+        if not level:
+            return False
+    return True
 
 
 def _check_refs(schema: dict[str, Any]) -> None:
@@ -204,7 +204,7 @@ def check_schema(schema: Any, backend: Backend = "xgrammar", *, compile_grammar:
             "the schema's root must describe a JSON object (\"type\": \"object\" with \"properties\"); "
             "wrap a single value in an object"
         )
-    if _depth(schema) > MAX_SCHEMA_NESTING:
+    if _exceeds_nesting(schema):
         raise SchemaError(f"the schema nests deeper than {MAX_SCHEMA_NESTING} levels, which vLLM refuses")
     _check_refs(schema)
     problems = find_unsupported_features(schema, backend)

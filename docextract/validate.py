@@ -5,6 +5,11 @@ by ``max_tokens``, a ``oneOf`` that xgrammar enforced as ``anyOf``, a format
 the backend approximates. So every output is parsed and validated again
 against the user's schema (and the task's Pydantic model, when it has one),
 and what is wrong is reported per field.
+
+Parsing is lenient in one way only: raw control characters inside strings are
+accepted (``json.loads(strict=False)``). xgrammar 0.2.8 compiles a string with
+``maxLength`` to ``[^"\\\r\n]{0,N}``, which admits them; the parsed value is
+the same string, and whoever re-serialises ``data`` gets strict JSON back.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ def validate_output(text: str, task: TaskSpec, finish_reason: str | None = "stop
     if finish_reason == "length":
         errors.append(FieldError(path="", message="output cut off by max_tokens; raise max_tokens or bound the schema"))
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         errors.append(FieldError(path="", message=f"not valid JSON: {exc.msg} at character {exc.pos}"))
         return ValidationOutcome(None, False, errors)

@@ -1,0 +1,184 @@
+"""The real vLLM engine on the tiny model: every built-in task, images and PDFs, both
+document modes, truncation, optional fields and bad requests.
+
+The model's weights are random: these tests check mechanics (prompting, the
+schema reaching the grammar backend, validation, typed results), not accuracy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import jsonschema
+import pytest
+from conftest import SAMPLES
+from docfactory import make_pdf, vector_page
+from PIL import Image
+
+from docextract.config import SamplingConfig
+from docextract.documents import load_document
+from docextract.tasks import builtin_task_names, get_builtin_task, task_from_schema
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def three_page_pdf(tmp_path_factory):
+    path = tmp_path_factory.mktemp("docs") / "three.pdf"
+    path.write_bytes(make_pdf([vector_page(), vector_page(400, 600), vector_page()]))
+    return path
+
+
+def _assert_valid(result, task):
+    assert result.error is None, result.error
+    assert result.finish_reason == "stop"
+    assert result.valid, result.errors
+    jsonschema.Draft202012Validator(task.json_schema, format_checker=jsonschema.FormatChecker()).validate(result.data)
+    task.pydantic_model.model_validate(result.data)
+    assert result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0
+    assert result.timings.generation_s > 0
+
+
+def test_every_builtin_task_on_an_image_and_each_pdf_page(engine_runner, three_page_pdf):
+    engine = engine_runner.engine
+    options = engine.config.preprocess
+    image = load_document(SAMPLES / "invoice.png", name="invoice.png", options=options)
+    pdf = load_document(three_page_pdf, name="three.pdf", options=options)
+    names = builtin_task_names()
+
+    async def run_all():
+        return await asyncio.gather(
+            *(engine.extract_document(doc, get_builtin_task(name)) for name in names for doc in (image, pdf))
+        )
+
+    batches = engine_runner.run(run_all())
+    assert len(batches) == 2 * len(names)
+    for i, name in enumerate(names):
+        task = get_builtin_task(name)
+        image_results, pdf_results = batches[2 * i], batches[2 * i + 1]
+        assert [r.id for r in image_results] == ["invoice.png"]
+        assert image_results[0].pages == []
+        assert [r.pages for r in pdf_results] == [[1], [2], [3]]
+        assert [r.id for r in pdf_results] == [f"three.pdf#page={n}" for n in (1, 2, 3)]
+        for result in image_results + pdf_results:
+            assert result.task == name and result.model == engine.model_name
+            _assert_valid(result, task)
+
+
+def test_whole_document_mode_puts_all_pages_in_one_prompt(engine_runner, three_page_pdf):
+    engine = engine_runner.engine
+    task = get_builtin_task("invoice")
+    doc = load_document(three_page_pdf, name="three.pdf", options=engine.config.preprocess)
+    per_page = engine_runner.run(engine.extract_document(doc, task, mode="per_page"))
+    whole = engine_runner.run(engine.extract_document(doc, task, mode="document"))
+    assert len(whole) == 1
+    assert whole[0].pages == [1, 2, 3] and whole[0].id == "three.pdf#pages=1-3"
+    _assert_valid(whole[0], task)
+    # Three images in one prompt: more prompt tokens than any single page's prompt.
+    assert whole[0].usage.prompt_tokens > max(r.usage.prompt_tokens for r in per_page)
+
+
+def test_more_pages_than_the_prompt_allows_is_an_error_result(engine_runner):
+    engine = engine_runner.engine
+    limit = engine.config.max_images_per_prompt
+    images = [Image.new("RGB", (64, 64), "white")] * (limit + 1)
+    result = engine_runner.run(engine.extract(images, get_builtin_task("image_card"), source="many.pdf", pages=list(range(1, limit + 2))))
+    assert not result.valid and result.error_kind == "too_many_images"
+    assert str(limit) in result.error
+
+
+def test_output_cut_by_max_tokens_is_invalid_and_not_repaired(engine_runner):
+    engine = engine_runner.engine
+    task = get_builtin_task("invoice")
+    image = Image.new("RGB", (128, 128), "white")
+    result = engine_runner.run(engine.extract([image], task, source="x.png", sampling=SamplingConfig(max_tokens=8)))
+    assert result.finish_reason == "length"
+    assert not result.valid
+    assert result.usage.completion_tokens == 8
+    assert any("max_tokens" in e.message for e in result.errors)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(result.raw_text)
+
+
+def test_optional_fields_can_be_produced(engine_runner):
+    # xgrammar alone never emits non-required properties; the engine schema makes them
+    # required-but-nullable, so the model writes each key and null drops it afterwards.
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "maxLength": 30},
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "note": {"type": "string", "maxLength": 20},
+        },
+        "required": ["title"],
+    }
+    task = task_from_schema(schema, "Describe the image.", name="optional-demo")
+    engine = engine_runner.engine
+    image = Image.new("RGB", (96, 96), "blue")
+    result = engine_runner.run(engine.extract([image], task, source="blue.png"))
+    assert result.valid, result.errors
+    raw = json.loads(result.raw_text, strict=False)
+    assert set(raw) == {"title", "rating", "note"}  # every key was generated
+    for key in ("rating", "note"):
+        assert (key in result.data) == (raw[key] is not None)
+    jsonschema.validate(result.data, schema)
+
+
+def test_sampling_with_temperature_and_seed_is_valid_and_reproducible(engine_runner):
+    engine = engine_runner.engine
+    task = get_builtin_task("animals")
+    image = Image.new("RGB", (120, 90), "green")
+    sampling = SamplingConfig(temperature=1.0, seed=7, max_tokens=1024)
+
+    async def twice():
+        return await asyncio.gather(*(engine.extract([image], task, source="g.png", sampling=sampling) for _ in range(2)))
+
+    first, second = engine_runner.run(twice())
+    _assert_valid(first, task)
+    assert first.raw_text == second.raw_text
+
+
+def test_sixteen_concurrent_requests_all_valid(engine_runner):
+    engine = engine_runner.engine
+    task = get_builtin_task("price_tag")
+    images = [Image.new("RGB", (60 + 10 * i, 80), (10 * i, 100, 200)) for i in range(16)]
+
+    async def many():
+        return await asyncio.gather(*(engine.extract([img], task, source=f"tag{i}.png") for i, img in enumerate(images)))
+
+    results = engine_runner.run(many())
+    assert [r.id for r in results] == [f"tag{i}.png" for i in range(16)]
+    for result in results:
+        _assert_valid(result, task)
+
+
+def test_prompt_uses_the_models_chat_template(engine_runner):
+    engine = engine_runner.engine
+    task = get_builtin_task("image_card")
+    prompt = engine.build_prompt(task, [Image.new("RGB", (32, 32))])
+    # The placeholders come from the tiny model's Qwen2-VL template, not from docextract.
+    assert prompt["prompt"].count("<|vision_start|><|image_pad|><|vision_end|>") == 1
+    assert prompt["prompt"].endswith("<|im_start|>assistant\n")
+    assert task.instructions in prompt["prompt"]
+    assert len(prompt["multi_modal_data"]["image"]) == 1
+
+
+def test_pixel_budget_reaches_the_processor(engine_runner):
+    args = engine_runner.engine.engine_args()
+    budget = engine_runner.engine.config.preprocess.max_pixels
+    assert args["mm_processor_kwargs"]["size"]["longest_edge"] == budget
+    assert args["structured_outputs_config"]["backend"] == "xgrammar"
+    assert args["limit_mm_per_prompt"] == {"image": engine_runner.engine.config.max_images_per_prompt}
+
+
+def test_a_prompt_longer_than_the_context_is_an_error_result_and_the_engine_keeps_serving(engine_runner):
+    engine = engine_runner.engine
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    huge = task_from_schema(schema, "Look closely. " * 3000, name="huge")
+    image = Image.new("RGB", (64, 64))
+    result = engine_runner.run(engine.extract([image], huge, source="x.png"))
+    assert result.error_kind == "rejected_by_engine" and not result.valid
+    assert "maximum model length" in result.error
+    after = engine_runner.run(engine.extract([image], get_builtin_task("image_card"), source="y.png"))
+    _assert_valid(after, get_builtin_task("image_card"))
