@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _quiet_engine_logs(verbose: bool) -> None:
     if verbose:
         return
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("TQDM_DISABLE", "1")
     for name in ("vllm", "transformers", "xgrammar"):
         logging.getLogger(name).setLevel(logging.WARNING)
