@@ -1,0 +1,316 @@
+"""Load one image, ready for the model: upright, RGB, within a pixel budget.
+
+Input is untrusted, so the limits come before the work: the file size is
+checked before reading it, and the pixel count its header claims is checked
+before decoding it (a 100-byte PNG can claim 10 gigapixels). Only common raster
+formats are opened; Pillow's other plugins (EPS runs Ghostscript) stay off.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import logging
+import math
+import os
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from docextract.errors import InputError
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "ImageSource",
+    "SUPPORTED_IMAGE_FORMATS",
+    "decode_data_uri",
+    "load_image",
+    "read_source_bytes",
+    "resize_to_pixel_budget",
+    "to_rgb",
+]
+
+logger = logging.getLogger(__name__)
+
+#: A path, the file's bytes, a ``data:`` URI, or an image already open.
+ImageSource = str | os.PathLike | bytes | Image.Image
+
+#: Pillow format names accepted (phones' multi-picture JPEGs open through JPEG, as MPO).
+SUPPORTED_IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
+#: An A4 or letter page scanned at 600 dpi (35 MP) fits; decoded as RGB that is
+#: at most 150 MB. Pillow's own bomb limit (89 MP warning, 179 MP error) is higher.
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+DEFAULT_MAX_BYTES = 50 * 1024**2
+
+_ORIENTATION_TAG = 0x0112
+_WHITE = (255, 255, 255)
+
+
+def read_source_bytes(
+    source: str | os.PathLike | bytes | bytearray | memoryview,
+    *,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    name: str | None = None,
+) -> tuple[str, bytes]:
+    """Read a path, bytes or a ``data:`` URI, refusing empty and oversized input.
+
+    Args:
+        source: A path (``str`` or path-like), bytes, or a ``data:...;base64,`` URI.
+            Any other ``str`` is a path: bare base64 is not accepted.
+        max_bytes: Largest accepted size; a file's size is checked before it is read.
+        name: How the input is named in error messages (default: the path,
+            ``"data URI"`` or ``"input"``).
+
+    Returns:
+        ``(name, data)``.
+
+    Raises:
+        InputError: ``not_found``, ``empty_file``, ``too_large`` or ``invalid_data_uri``.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name = name or "input"
+        data = bytes(source)
+    elif isinstance(source, str) and source.startswith("data:"):
+        name = name or "data URI"
+        data = decode_data_uri(source, max_bytes=max_bytes, name=name)
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        name = name or path
+        data = _read_file(path, max_bytes, name)
+    else:
+        raise TypeError(f"expected a path, bytes or a data URI, got {type(source).__name__}")
+    if not data:
+        raise InputError(f"{name}: empty file", kind="empty_file")
+    _check_bytes(len(data), max_bytes, name)
+    return name, data
+
+
+def decode_data_uri(uri: str, *, max_bytes: int | None = None, name: str = "data URI") -> bytes:
+    """Decode a base64 ``data:`` URI such as ``data:image/png;base64,iVBOR...``.
+
+    Args:
+        uri: The URI; its media type is ignored (the content is sniffed instead).
+        max_bytes: Refuse URIs whose decoded size would be larger, before decoding.
+        name: How the input is named in error messages.
+
+    Returns:
+        The decoded bytes.
+
+    Raises:
+        InputError: ``invalid_data_uri`` or ``too_large``.
+    """
+    if not uri.startswith("data:"):
+        raise InputError(f"{name}: not a data URI (expected 'data:<type>;base64,...')", kind="invalid_data_uri")
+    header, sep, payload = uri[5:].partition(",")
+    if not sep or not header.lower().endswith(";base64"):
+        raise InputError(
+            f"{name}: only base64 data URIs are supported ('data:<type>;base64,...')", kind="invalid_data_uri"
+        )
+    _check_bytes(len(payload) // 4 * 3, max_bytes, name)
+    try:
+        # Line breaks appear in base64 written by some clients; nothing else may.
+        return base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(f"{name}: invalid base64 in data URI", kind="invalid_data_uri") from None
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    max_pixels: int | None,
+    min_pixels: int | None = None,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    name: str | None = None,
+) -> Image.Image:
+    """Load an image, turn it upright (EXIF), make it RGB and fit it to a pixel budget.
+
+    Args:
+        source: A path, bytes, a base64 ``data:`` URI, or a PIL image (not
+            modified; the result may be the same object when nothing changes).
+        max_pixels: Scale down to at most this many pixels, keeping the aspect
+            ratio; None keeps the full size.
+        min_pixels: Scale up to at least this many pixels; None never upscales.
+        max_image_pixels: Refuse images whose header claims more pixels,
+            before decoding them.
+        max_bytes: Refuse files larger than this.
+        name: How the image is named in error messages.
+
+    Returns:
+        An RGB image (transparency flattened on white).
+
+    Raises:
+        InputError: ``corrupt_image``, ``too_large``, ``empty_file``,
+            ``not_found``, ``invalid_data_uri`` or ``unsupported_type``.
+    """
+    if isinstance(source, Image.Image):
+        name = name or "image"
+        img = source
+        _check_pixels(img.size, max_image_pixels, name)
+        try:
+            img.load()
+        except Exception as exc:  # noqa: BLE001 - a lazily opened image may fail now
+            raise InputError(f"{name}: corrupt or truncated image ({exc})", kind="corrupt_image") from None
+    else:
+        name, data = read_source_bytes(source, max_bytes=max_bytes, name=name)
+        img = _decode(data, name, max_image_pixels, max_pixels)
+    img = _upright(img, name)
+    img = to_rgb(img, name=name)
+    return resize_to_pixel_budget(img, max_pixels, min_pixels)
+
+
+def resize_to_pixel_budget(img: Image.Image, max_pixels: int | None, min_pixels: int | None = None) -> Image.Image:
+    """Scale ``img`` so that width x height lies in ``[min_pixels, max_pixels]``,
+    keeping its aspect ratio; an image already within the budget is returned as is.
+
+    Args:
+        img: The image.
+        max_pixels: Upper bound (None: none).
+        min_pixels: Lower bound (None: never upscale); the upper bound wins
+            where rounding makes both impossible.
+
+    Returns:
+        The image, resized with bicubic filtering if needed.
+    """
+    if max_pixels is not None and max_pixels < 1:
+        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+    if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
+        raise ValueError(f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels})")
+    width, height = img.size
+    area = width * height
+    if max_pixels is not None and area > max_pixels:
+        scale = math.sqrt(max_pixels / area)
+        size = _fit_below(width * scale, height * scale, max_pixels)
+    elif min_pixels is not None and area < min_pixels:
+        scale = math.sqrt(min_pixels / area)
+        size = (math.ceil(width * scale), math.ceil(height * scale))
+        if max_pixels is not None and size[0] * size[1] > max_pixels:
+            size = _fit_below(width * scale, height * scale, max_pixels)
+    else:
+        return img
+    # reducing_gap: a box-filter pass first makes large reductions several times faster.
+    return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def to_rgb(img: Image.Image, *, name: str = "image") -> Image.Image:
+    """Convert to RGB: transparency is flattened on white, 16-bit and float
+    grayscale are scaled to 8 bits rather than clipped.
+
+    Raises:
+        InputError: ``unsupported_type`` for a mode Pillow cannot convert.
+    """
+    if img.mode == "RGB":
+        return img
+    try:
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            flat = Image.new("RGB", img.size, _WHITE)
+            flat.paste(rgba, mask=rgba.getchannel("A"))
+            return flat
+        if img.mode.startswith(("I", "F")):
+            return Image.fromarray(_to_uint8(np.asarray(img), img.mode), "L").convert("RGB")
+        return img.convert("RGB")
+    except ValueError as exc:
+        raise InputError(f"{name}: cannot convert a {img.mode} image to RGB ({exc})", kind="unsupported_type") from None
+
+
+# --- helpers ----------------------------------------------------------------
+
+
+def _check_bytes(size: int, max_bytes: int | None, name: str) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise InputError(
+            f"{name}: {size / 1024**2:.1f} MiB, more than the limit of {max_bytes / 1024**2:g} MiB",
+            kind="too_large",
+        )
+
+
+def _check_pixels(size: tuple[int, int], max_image_pixels: int, name: str) -> None:
+    width, height = size
+    if width * height > max_image_pixels:
+        raise InputError(
+            f"{name}: image is {width}x{height} ({width * height / 1e6:.1f} MP), "
+            f"more than the limit of {max_image_pixels / 1e6:g} MP",
+            kind="too_large",
+        )
+    if width < 1 or height < 1:
+        raise InputError(f"{name}: image has no pixels ({width}x{height})", kind="corrupt_image")
+
+
+def _read_file(path: str, max_bytes: int | None, name: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            _check_bytes(os.fstat(f.fileno()).st_size, max_bytes, name)
+            # Read one byte past the limit: the file may grow after the check.
+            return f.read(-1 if max_bytes is None else max_bytes + 1)
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file", kind="not_found") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory, not a file", kind="not_found") from None
+    except PermissionError:
+        raise InputError(f"{name}: permission denied", kind="not_found") from None
+
+
+def _decode(data: bytes, name: str, max_image_pixels: int, max_pixels: int | None) -> Image.Image:
+    try:
+        img = Image.open(io.BytesIO(data), formats=SUPPORTED_IMAGE_FORMATS)
+    except Image.UnidentifiedImageError:
+        raise InputError(f"{name}: not a valid image (cannot identify image file)", kind="corrupt_image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own limit (module-wide) can fire before ours does.
+        raise InputError(f"{name}: image too large ({exc})", kind="too_large") from None
+    except Exception as exc:  # noqa: BLE001 - decoders raise anything on hostile input
+        raise InputError(f"{name}: not a valid image ({exc})", kind="corrupt_image") from None
+    # Opening read only the header: the size is known, nothing is decoded yet.
+    _check_pixels(img.size, max_image_pixels, name)
+    if img.format in ("JPEG", "MPO") and max_pixels is not None and img.width * img.height > 4 * max_pixels:
+        # libjpeg can decode at 1/2, 1/4 or 1/8 scale: much less time and memory
+        # for a photo that is scaled down anyway. draft() never goes below `target`.
+        scale = math.sqrt(max_pixels / (img.width * img.height))
+        img.draft(None, (math.ceil(img.width * scale), math.ceil(img.height * scale)))
+    try:
+        img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{name}: image too large ({exc})", kind="too_large") from None
+    except Exception as exc:  # noqa: BLE001 - truncated data, bad checksums, decoder errors
+        raise InputError(f"{name}: corrupt or truncated image ({exc})", kind="corrupt_image") from None
+    return img
+
+
+def _upright(img: Image.Image, name: str) -> Image.Image:
+    """Apply the EXIF orientation, leaving the image as stored when EXIF is broken:
+    a sideways page reads better than a refused one."""
+    try:
+        if img.getexif().get(_ORIENTATION_TAG, 1) == 1:
+            return img
+        return ImageOps.exif_transpose(img)
+    except Exception as exc:  # noqa: BLE001 - EXIF blocks are often malformed
+        logger.warning("%s: ignoring unreadable EXIF orientation (%s)", name, exc)
+        return img
+
+
+def _to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
+    arr = np.nan_to_num(arr.astype(np.float64))
+    if mode.startswith("I;16"):
+        arr = arr / 257.0
+    else:
+        # 32-bit int or float samples have no fixed range: stretch what is there.
+        peak = float(arr.max()) if arr.size else 0.0
+        if mode == "F" and 0.0 < peak <= 1.0:
+            arr = arr * 255.0
+        elif peak > 255.0:
+            arr = arr * (255.0 / peak)
+    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+
+
+def _fit_below(width: float, height: float, max_pixels: int) -> tuple[int, int]:
+    """Integer size near ``width`` x ``height`` with at most ``max_pixels`` pixels."""
+    w, h = max(1, int(width)), max(1, int(height))
+    while w * h > max_pixels and (w > 1 or h > 1):
+        if w >= h:
+            w -= 1
+        else:
+            h -= 1
+    return w, h
