@@ -84,9 +84,18 @@ class EngineRunner:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
-        self.engine.shutdown()
+        async def shutdown():
+            self.engine.shutdown()
+            # Let the engine's background tasks finish cancelling before the loop stops.
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        self.run(shutdown(), timeout=60)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=30)
+        self.loop.close()
 
 
 @pytest.fixture(scope="session")
