@@ -84,7 +84,7 @@ class ExtractionConfig(BaseModel):
         """The name results and APIs report for this model."""
         return self.served_model_name or self.model
 
-    def with_overrides(self, **overrides: Any) -> "ExtractionConfig":
+    def with_overrides(self, **overrides: Any) -> ExtractionConfig:
         """A validated copy with top-level or nested (``sampling``/``preprocess``) fields replaced."""
         data = self.model_dump()
         for key, value in overrides.items():

@@ -59,7 +59,7 @@ class Generation(BaseModel):
     first_token_s: float | None = None
 
     @classmethod
-    def from_vllm(cls, output: Any) -> "Generation":
+    def from_vllm(cls, output: Any) -> Generation:
         """Convert a finished vLLM ``RequestOutput`` (the only place that knows its shape)."""
         completion = output.outputs[0]
         metrics = getattr(output, "metrics", None)

@@ -74,7 +74,7 @@ class TaskSpec(BaseModel):
         description: str = "",
         pydantic_model: type[BaseModel] | None = None,
         backend: Backend = "xgrammar",
-    ) -> "TaskSpec":
+    ) -> TaskSpec:
         """Check the schema for ``backend`` and build the task."""
         if not _NAME_RE.match(name or ""):
             raise TaskError(f"invalid task name {name!r}: use letters, digits, '_', '-' or '.', at most 64")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,9 +23,9 @@ class Party(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Optional[str] = Field(max_length=200, description="Company or person name.")
-    address: Optional[str] = Field(max_length=400, description="Postal address on one line.")
-    tax_id: Optional[str] = Field(max_length=40, description="Tax or VAT identification number.")
+    name: str | None = Field(max_length=200, description="Company or person name.")
+    address: str | None = Field(max_length=400, description="Postal address on one line.")
+    tax_id: str | None = Field(max_length=40, description="Tax or VAT identification number.")
 
 
 class LineItem(BaseModel):
@@ -35,9 +34,9 @@ class LineItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str = Field(max_length=300, description="What was sold.")
-    quantity: Optional[float] = Field(description="Quantity, as a number.")
-    unit_price: Optional[float] = Field(description="Price of one unit.")
-    amount: Optional[float] = Field(description="Line total.")
+    quantity: float | None = Field(description="Quantity, as a number.")
+    unit_price: float | None = Field(description="Price of one unit.")
+    amount: float | None = Field(description="Line total.")
 
 
 class Model(BaseModel):
@@ -45,13 +44,13 @@ class Model(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="Invoice")
 
-    invoice_number: Optional[str] = Field(max_length=64, description="Invoice number or id.")
-    invoice_date: Optional[datetime.date] = Field(description="Issue date.")
-    due_date: Optional[datetime.date] = Field(description="Payment due date.")
+    invoice_number: str | None = Field(max_length=64, description="Invoice number or id.")
+    invoice_date: datetime.date | None = Field(description="Issue date.")
+    due_date: datetime.date | None = Field(description="Payment due date.")
     seller: Party
     buyer: Party
     line_items: list[LineItem] = Field(max_length=100, description="Invoice lines, in order.")
-    subtotal: Optional[float] = Field(description="Total before tax.")
-    tax: Optional[float] = Field(description="Total tax amount.")
-    total: Optional[float] = Field(description="Amount due, tax included.")
-    currency: Optional[str] = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.")
+    subtotal: float | None = Field(description="Total before tax.")
+    tax: float | None = Field(description="Total tax amount.")
+    total: float | None = Field(description="Amount due, tax included.")
+    currency: str | None = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.")

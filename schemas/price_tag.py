@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,11 +23,11 @@ class Model(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="PriceTag")
 
-    product_name: Optional[str] = Field(max_length=200, description="Product name as printed on the tag.")
-    price: Optional[float] = Field(ge=0, description="Price to pay, in the tag's currency.")
-    currency: Optional[str] = Field(
+    product_name: str | None = Field(max_length=200, description="Product name as printed on the tag.")
+    price: float | None = Field(ge=0, description="Price to pay, in the tag's currency.")
+    currency: str | None = Field(
         pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, e.g. EUR."
     )
-    unit_price: Optional[float] = Field(ge=0, description="Price per unit (e.g. per kilogram), if shown.")
-    unit: Optional[Unit] = Field(description="Unit that unit_price refers to.")
+    unit_price: float | None = Field(ge=0, description="Price per unit (e.g. per kilogram), if shown.")
+    unit: Unit | None = Field(description="Unit that unit_price refers to.")
     is_discounted: bool = Field(description="True when the tag advertises a discount or promotion.")
