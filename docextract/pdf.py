@@ -82,6 +82,7 @@ DEFAULT_MAX_PAGE_PIXELS = 50_000_000
 _render_slots = threading.BoundedSemaphore(_MAX_CONCURRENT_RENDERS)
 # Kinds after which "auto" tries the other renderer: the file's fault, not the request's.
 _FALLBACK_KINDS = frozenset({"corrupt_pdf", "no_pages", "renderer_unavailable"})
+_ENGINES = {"pdfium": _render_pdfium, "poppler": _render_poppler}
 
 
 # --- public API -------------------------------------------------------------
@@ -225,10 +226,6 @@ def _run_with_fallback(request: _Request, renderer: Renderer, timeout_s: float, 
         message = f"{name}: cannot render: " + "; ".join(f"{e}: {f.reason}" for e, f in failures)
     http_status = 503 if kind == "renderer_unavailable" else None
     raise InputError(message, kind=kind, http_status=http_status)
-
-
-
-_ENGINES = {"pdfium": _render_pdfium, "poppler": _render_poppler}
 
 
 def _reset_render_slots_after_fork() -> None:

@@ -16,6 +16,8 @@ import pytest
 from docfactory import PdfPageSpec, make_pdf, raster_page, slow_page, vector_page, zero_page_pdf
 
 import docextract.pdf as pdf_module
+import docextract.pdf_pdfium as pdf_pdfium
+import docextract.pdf_poppler as pdf_poppler
 from docextract.errors import InputError
 from docextract.pdf import count_pdf_pages, render_pdf_pages
 
@@ -228,8 +230,8 @@ def test_count_pages(three_pages, renderer):
 
 def test_dead_idle_worker_is_replaced(three_pages):
     render_pdf_pages(three_pages, dpi=36, renderer="pdfium")
-    with pdf_module._idle_lock:
-        workers = list(pdf_module._idle_workers)
+    with pdf_pdfium._idle_lock:
+        workers = list(pdf_pdfium._idle_workers)
     assert workers
     for worker in workers:
         worker.proc.kill()
@@ -240,13 +242,13 @@ def test_dead_idle_worker_is_replaced(three_pages):
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_child_does_not_share_workers(three_pages):
     render_pdf_pages(three_pages, dpi=36, renderer="pdfium")
-    with pdf_module._idle_lock:
-        workers = list(pdf_module._idle_workers)
+    with pdf_pdfium._idle_lock:
+        workers = list(pdf_pdfium._idle_workers)
     assert workers
     pid = os.fork()
     if pid == 0:  # the child renders with a worker of its own, then exits
-        ok = not pdf_module._idle_workers and len(render_pdf_pages(three_pages, dpi=36, renderer="pdfium")) == 3
-        pdf_module._close_idle_workers()
+        ok = not pdf_pdfium._idle_workers and len(render_pdf_pages(three_pages, dpi=36, renderer="pdfium")) == 3
+        pdf_pdfium._close_idle_workers()
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
@@ -285,7 +287,7 @@ def test_waiting_for_a_render_slot_counts_against_the_limit(three_pages, monkeyp
 def test_stderr_is_bounded():
     # 50 MB of warnings, as poppler writes for some broken files.
     noisy = [sys.executable, "-c", "import sys\nfor _ in range(50): sys.stderr.write('Syntax Error: x' * 70_000)"]
-    rc, _, err = pdf_module._run_bounded(noisy, time.monotonic() + 60)
+    rc, _, err = pdf_poppler._run_bounded(noisy, time.monotonic() + 60)
     assert rc == 0
     assert len(err) < 64 * 1024
 
@@ -315,9 +317,10 @@ def test_worker_dies_with_a_crashed_parent(slow_pdf, tmp_path):
         import os, sys, threading, time
         sys.path[:0] = {[str(Path(__file__).parent), str(Path(__file__).parents[1])]!r}
         import docextract.pdf as p
+        import docextract.pdf_pdfium as p_pdfium
         from docfactory import make_pdf, vector_page
         p.render_pdf_pages(make_pdf([vector_page(100, 100, shapes=1)]), renderer="pdfium")
-        print(p._idle_workers[0].proc.pid, flush=True)
+        print(p_pdfium._idle_workers[0].proc.pid, flush=True)
         threading.Thread(target=p.render_pdf_pages, args=({str(tmp_path / "slow.pdf")!r},),
                          kwargs=dict(renderer="pdfium", timeout_s=600), daemon=True).start()
         time.sleep(0.5)

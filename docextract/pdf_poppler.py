@@ -1,0 +1,170 @@
+"""Render PDF pages with poppler: ``pdftoppm`` and ``pdfinfo`` as bounded subprocesses.
+
+poppler runs directly rather than through pdf2image, which keeps all of
+poppler's stderr in memory (more than a GB for some files). Each command runs
+in its own process group under the document's deadline and the address-space
+limit, and keeps at most 1 MiB of stdout and 36 KiB of stderr (head and tail).
+Pages render from the CropBox (``-cropbox``; poppler defaults to the MediaBox),
+and consecutive pages at the same dpi share one ``pdftoppm`` call.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from PIL import Image
+
+from docextract.pdf_common import (
+    RenderedPage,
+    _check_page_size,
+    _kill_group,
+    _limit_resources,
+    _page_dpi,
+    _RenderFailed,
+    _Request,
+    _select_pages,
+)
+
+__all__ = ["_render_poppler", "_run_bounded"]
+
+_STDERR_HEAD = 32 * 1024
+_STDERR_TAIL = 4 * 1024
+
+
+def _render_poppler(request: _Request, deadline: float) -> list[RenderedPage] | int:
+    if shutil.which("pdftoppm") is None or shutil.which("pdfinfo") is None:
+        raise _RenderFailed("renderer_unavailable", "poppler is not installed (pdftoppm and pdfinfo not found)")
+    with tempfile.TemporaryDirectory(prefix="docextract-pdf-") as tmp:
+        path = request.path
+        if path is None:
+            path = os.path.join(tmp, "input.pdf")
+            with open(path, "wb") as f:
+                f.write(request.data or b"")
+        if request.op == "count":
+            last = 1
+        elif request.pages:
+            last = max(request.pages)
+        else:
+            last = request.max_pages + 1 if request.max_pages is not None else 1_000_000
+        # -l bounds the per-page size lines pdfinfo prints for a long document.
+        rc, out, err = _run_bounded(["pdfinfo", "-f", "1", "-l", str(last), path], deadline)
+        if rc != 0:
+            raise _poppler_failure(rc, err)
+        info = out.decode("utf-8", "replace")
+        match = re.search(r"^Pages:\s+(\d+)", info, re.M)
+        count = int(match.group(1)) if match else 0
+        if count < 1:
+            raise _RenderFailed("no_pages", "the document has no pages")
+        if request.op == "count":
+            return count
+        selected = _select_pages(count, request.pages, request.max_pages)
+        sizes = {
+            int(n): (float(w), float(h))
+            for n, w, h in re.findall(r"^Page\s+(\d+) size:\s+([\d.]+) x ([\d.]+)", info, re.M)
+        }
+        rendered = []
+        for first, last, dpi in _poppler_runs(selected, sizes, request):
+            rendered += _pdftoppm(path, first, last, dpi, tmp, deadline)
+        return rendered
+
+
+def _poppler_runs(
+    selected: list[int], sizes: dict[int, tuple[float, float]], request: _Request
+) -> Iterator[tuple[int, int, float]]:
+    """Consecutive pages with the same dpi, one pdftoppm call each."""
+    run: list[Any] = []
+    for number in selected:
+        w, h = sizes.get(number, (612.0, 792.0))
+        dpi = _page_dpi(w, h, request.dpi, request.max_page_pixels)
+        if run and number == run[1] + 1 and dpi == run[2]:
+            run[1] = number
+        else:
+            if run:
+                yield tuple(run)  # type: ignore[misc]
+            run = [number, number, dpi]
+    if run:
+        yield tuple(run)  # type: ignore[misc]
+
+
+def _pdftoppm(path: str, first: int, last: int, dpi: float, tmp: str, deadline: float) -> list[RenderedPage]:
+    root = os.path.join(tmp, f"p{first}")
+    args = ["pdftoppm", "-r", f"{dpi:g}", "-cropbox", "-f", str(first), "-l", str(last), path, root]
+    rc, _, err = _run_bounded(args, deadline)
+    if rc != 0:
+        raise _poppler_failure(rc, err)
+    files = {int(m.group(1)): f for f in os.listdir(tmp) if (m := re.fullmatch(rf"p{first}-0*(\d+)\.ppm", f))}
+    pages = []
+    for number in range(first, last + 1):
+        if number not in files:
+            raise _RenderFailed("corrupt_pdf", f"page {number} could not be rendered")
+        file = os.path.join(tmp, files[number])
+        with Image.open(file, formats=["PPM"]) as img:
+            img.load()
+            image = img.convert("RGB") if img.mode != "RGB" else img.copy()
+        os.unlink(file)  # keeps the temp dir at one page at a time
+        _check_page_size(number, image.size, dpi)
+        pages.append(RenderedPage(number, image, "poppler"))
+    return pages
+
+
+def _poppler_failure(rc: int, stderr: bytes) -> _RenderFailed:
+    """Map a poppler exit to a failure. Exit codes do not separate a wrong
+    password from a broken file (both 1), so the message has to."""
+    lines = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    if any("Incorrect password" in line for line in lines):
+        return _RenderFailed("encrypted_pdf", "encrypted: a password is needed to open it")
+    if any("Invalid page count 0" in line for line in lines):
+        return _RenderFailed("no_pages", "the document has no pages")
+    if rc == 3:
+        return _RenderFailed("encrypted_pdf", "encrypted: permissions forbid rendering it")
+    detail = lines[-1] if lines else f"exit status {rc}"
+    return _RenderFailed("corrupt_pdf", f"not a PDF or corrupted ({detail[:200]})")
+
+
+def _run_bounded(args: list[str], deadline: float) -> tuple[int, bytes, bytes]:
+    """Run a command under the deadline and the memory limit, keeping at most
+    1 MiB of stdout and the head and tail of stderr.
+
+    Raises:
+        _RenderFailed: ``render_timeout`` when the deadline passes (the process
+            group is killed).
+    """
+    proc = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    # prlimit from outside: a preexec_fn would not be safe in a threaded server.
+    _limit_resources(proc.pid, cpu_seconds=deadline - time.monotonic())
+    out, err_head, err_tail = bytearray(), bytearray(), b""
+    streams = {proc.stdout.fileno(): "out", proc.stderr.fileno(): "err"}  # type: ignore[union-attr]
+    try:
+        while streams:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select(list(streams), [], [], remaining)
+            for fd in ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    del streams[fd]
+                elif streams[fd] == "out":
+                    out += chunk[: max(0, 1024**2 - len(out))]
+                else:
+                    err_head += chunk[: max(0, _STDERR_HEAD - len(err_head))]
+                    err_tail = (err_tail + chunk)[-_STDERR_TAIL:]
+        rc = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except (TimeoutError, subprocess.TimeoutExpired):
+        _kill_group(proc)
+        raise _RenderFailed("render_timeout", "rendering took longer than the time limit") from None
+    finally:
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+    err = bytes(err_head) if len(err_head) < _STDERR_HEAD else bytes(err_head) + b"\n...\n" + err_tail
+    return rc, bytes(out), err
