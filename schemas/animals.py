@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 NAME = "animals"
@@ -20,6 +22,6 @@ class Model(BaseModel):
     location: str = Field(max_length=200, description="Where the picture was taken.")
     activity: str = Field(max_length=200, description="What the animals are doing.")
     animals_seen: int = Field(ge=1, le=5, description="Number of animals visible.")
-    animals: list[str] = Field(
+    animals: list[Annotated[str, Field(max_length=50)]] = Field(
         max_length=5, description="The animals visible, one name each."
     )
