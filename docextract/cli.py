@@ -119,8 +119,13 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     tasks = [load_task(name) for name in builtin_task_names()]
     if args.json:
         listing = [
-            {"name": t.name, "version": t.version, "description": t.description, "instructions": t.instructions,
-             "json_schema": t.json_schema}
+            {
+                "name": t.name,
+                "version": t.version,
+                "description": t.description,
+                "instructions": t.instructions,
+                "json_schema": t.json_schema,
+            }
             for t in tasks
         ]
         print(json.dumps(listing, indent=2, ensure_ascii=False))

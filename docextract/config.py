@@ -66,9 +66,7 @@ class ExtractionConfig(BaseModel):
     disable_any_whitespace: bool = Field(
         default=True, description="Compact JSON: no free whitespace between tokens (faster, bounded)."
     )
-    max_images_per_prompt: int = Field(
-        default=8, ge=1, description="Most images in one prompt (whole-document mode)."
-    )
+    max_images_per_prompt: int = Field(default=8, ge=1, description="Most images in one prompt (whole-document mode).")
     include_schema_in_prompt: bool = Field(
         default=True, description="Show the JSON Schema to the model in the prompt as well as enforcing it."
     )

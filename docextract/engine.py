@@ -128,7 +128,9 @@ class ExtractionEngine:
 
     # -- generation ---------------------------------------------------------------------------
 
-    def sampling_params(self, schema: dict[str, Any], sampling: SamplingConfig | None = None, *, stream: bool = False) -> Any:
+    def sampling_params(
+        self, schema: dict[str, Any], sampling: SamplingConfig | None = None, *, stream: bool = False
+    ) -> Any:
         """vLLM ``SamplingParams`` that enforce ``schema`` with the configured backend."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
@@ -146,7 +148,9 @@ class ExtractionEngine:
             output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
         )
 
-    def build_prompt(self, task: TaskSpec, images: Sequence[Image.Image], page_numbers: list[int] | None = None) -> dict[str, Any]:
+    def build_prompt(
+        self, task: TaskSpec, images: Sequence[Image.Image], page_numbers: list[int] | None = None
+    ) -> dict[str, Any]:
         """The vLLM prompt (text from the chat template + images) for ``task`` on ``images``."""
         messages = build_messages(
             task,
@@ -171,7 +175,9 @@ class ExtractionEngine:
             prompt["multi_modal_data"] = {"image": list(images)}
         return prompt
 
-    async def generate(self, prompt: dict[str, Any], schema: dict[str, Any], sampling: SamplingConfig | None = None) -> Generation:
+    async def generate(
+        self, prompt: dict[str, Any], schema: dict[str, Any], sampling: SamplingConfig | None = None
+    ) -> Generation:
         """Run one prompt under ``schema`` to completion."""
         params = self.sampling_params(schema, sampling)
         request_id = uuid.uuid4().hex
@@ -339,6 +345,8 @@ def result_id(source: str, pages: list[int]) -> str:
         return source
     if len(pages) == 1:
         return f"{source}#page={pages[0]}"
-    return f"{source}#pages={pages[0]}-{pages[-1]}" if pages == list(range(pages[0], pages[-1] + 1)) else (
-        f"{source}#pages={','.join(map(str, pages))}"
+    return (
+        f"{source}#pages={pages[0]}-{pages[-1]}"
+        if pages == list(range(pages[0], pages[-1] + 1))
+        else (f"{source}#pages={','.join(map(str, pages))}")
     )

@@ -29,10 +29,14 @@ def resolve_model(model: str) -> pathlib.Path:
     path = pathlib.Path(model).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise ModelLoadError(f"{model}: not a model directory (no config.json); pass --model a model id or directory")
+            raise ModelLoadError(
+                f"{model}: not a model directory (no config.json); pass --model a model id or directory"
+            )
         return path.resolve()
     if model.startswith((".", "/", "~")) or model.count("/") > 1:
-        raise ModelLoadError(f"model directory {model} does not exist; pass --model an existing directory or a model id")
+        raise ModelLoadError(
+            f"model directory {model} does not exist; pass --model an existing directory or a model id"
+        )
     from huggingface_hub import snapshot_download
 
     try:

@@ -44,5 +44,7 @@ def build_messages(
 
 def render_prompt(processor: Any, messages: list[dict[str, Any]]) -> str:
     """The prompt text for ``messages`` from the model's chat template (generation prompt added)."""
-    template_owner = processor if getattr(processor, "chat_template", None) else getattr(processor, "tokenizer", processor)
+    template_owner = (
+        processor if getattr(processor, "chat_template", None) else getattr(processor, "tokenizer", processor)
+    )
     return template_owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

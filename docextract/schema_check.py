@@ -32,8 +32,20 @@ MAX_SCHEMA_NESTING = 64
 # String formats xgrammar turns into a grammar (vLLM's STRING_SUPPORTED_FORMATS).
 _XGRAMMAR_STRING_FORMATS = frozenset(
     {
-        "email", "date", "time", "date-time", "duration", "ipv4", "ipv6", "hostname", "uuid",
-        "uri", "uri-reference", "uri-template", "json-pointer", "relative-json-pointer",
+        "email",
+        "date",
+        "time",
+        "date-time",
+        "duration",
+        "ipv4",
+        "ipv6",
+        "hostname",
+        "uuid",
+        "uri",
+        "uri-reference",
+        "uri-template",
+        "json-pointer",
+        "relative-json-pointer",
     }
 )
 
@@ -75,8 +87,10 @@ def _xgrammar_problems(node: dict[str, Any]) -> Iterator[str]:
     if "object" in types:
         names = node.get("propertyNames")
         if names is not None:
-            if isinstance(names, dict) and ("pattern" in names or "format" in names) and (
-                "minLength" in names or "maxLength" in names
+            if (
+                isinstance(names, dict)
+                and ("pattern" in names or "format" in names)
+                and ("minLength" in names or "maxLength" in names)
             ):
                 yield "'propertyNames' with a pattern and a length bound is not supported by xgrammar"
             for key in ("patternProperties", "properties"):
@@ -140,9 +154,7 @@ def _check_refs(schema: dict[str, Any]) -> None:
     for path, node in _walk(schema):
         ref = node.get("$ref")
         if isinstance(ref, str) and not ref.startswith("#"):
-            raise SchemaError(
-                f"{path}: only local references ('#/$defs/...') are supported, got $ref {ref!r}"
-            )
+            raise SchemaError(f"{path}: only local references ('#/$defs/...') are supported, got $ref {ref!r}")
 
 
 def _compile_with_backend(schema: dict[str, Any], backend: Backend) -> None:
@@ -201,7 +213,7 @@ def check_schema(schema: Any, backend: Backend = "xgrammar", *, compile_grammar:
         raise SchemaError(f"invalid JSON Schema at {where}: {exc.message}") from None
     if "object" not in _types(schema) and "properties" not in schema:
         raise SchemaError(
-            "the schema's root must describe a JSON object (\"type\": \"object\" with \"properties\"); "
+            'the schema\'s root must describe a JSON object ("type": "object" with "properties"); '
             "wrap a single value in an object"
         )
     if _exceeds_nesting(schema):
@@ -209,9 +221,7 @@ def check_schema(schema: Any, backend: Backend = "xgrammar", *, compile_grammar:
     _check_refs(schema)
     problems = find_unsupported_features(schema, backend)
     if problems:
-        raise SchemaError(
-            f"the schema uses features the {backend} backend cannot enforce: " + "; ".join(problems)
-        )
+        raise SchemaError(f"the schema uses features the {backend} backend cannot enforce: " + "; ".join(problems))
     if compile_grammar:
         _compile_with_backend(schema, backend)
     warnings = []

@@ -114,7 +114,11 @@ def _object_branch(node: dict[str, Any], value: Any, root: dict[str, Any]) -> di
     if not isinstance(node, dict):
         return None
     wanted = "object" if isinstance(value, dict) else "array"
-    if wanted in _types(node) or (wanted == "object" and "properties" in node) or (wanted == "array" and "items" in node):
+    if (
+        wanted in _types(node)
+        or (wanted == "object" and "properties" in node)
+        or (wanted == "array" and "items" in node)
+    ):
         return node
     for key in ("anyOf", "oneOf", "allOf"):
         for branch in node.get(key, []):
@@ -138,9 +142,7 @@ def _restore(value: Any, node: Any, root: dict[str, Any]) -> Any:
     if isinstance(value, list):
         items = node.get("items")
         prefix = node.get("prefixItems") or []
-        return [
-            _restore(item, prefix[i] if i < len(prefix) else items, root) for i, item in enumerate(value)
-        ]
+        return [_restore(item, prefix[i] if i < len(prefix) else items, root) for i, item in enumerate(value)]
     properties = node.get("properties") or {}
     required = set(node.get("required", []))
     out = {}

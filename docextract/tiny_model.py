@@ -180,8 +180,18 @@ def _corpus() -> list[str]:
     """A deterministic training corpus: prose, document fields, JSON, numbers."""
     rng = random.Random(1234)
     words = _WORDS.split()
-    keys = ["invoice_number", "due_date", "unit_price", "line_items", "tax_rate", "vendor_name",
-            "customer_name", "total_amount", "currency_code", "animal_species"] + words[-40:]
+    keys = [
+        "invoice_number",
+        "due_date",
+        "unit_price",
+        "line_items",
+        "tax_rate",
+        "vendor_name",
+        "customer_name",
+        "total_amount",
+        "currency_code",
+        "animal_species",
+    ] + words[-40:]
     lines = ["0123456789 " * 8, "".join(chr(c) for c in range(32, 127)) + " äöüßéèçñ€£¥ 中文 日本語"]
     lines += [" ".join(w.upper() for w in words), " ".join(w.capitalize() for w in words)] * 3
     for _ in range(3000):
@@ -271,14 +281,29 @@ def _qwen2_vl_processor(spec: TinyModelSpec):
     from transformers import Qwen2Tokenizer, Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
     vocab, merges = _train_bpe(spec)
-    tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, eos_token="<|endoftext|>",
-                         pad_token="<|endoftext|>", model_max_length=spec.max_position_embeddings)
+    tok = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=merges,
+        unk_token=None,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        model_max_length=spec.max_position_embeddings,
+    )
     _add_special_tokens(tok, SPECIAL_TOKENS, len(vocab), CHAT_TEMPLATE)
     tok.eos_token = "<|im_end|>"  # as in Qwen2-VL-Instruct's tokenizer_config
-    common = dict(patch_size=spec.patch_size, temporal_patch_size=spec.temporal_patch_size,
-                  merge_size=spec.spatial_merge_size, min_pixels=spec.min_pixels, max_pixels=spec.max_pixels)
-    return Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(**common), tokenizer=tok,
-                            video_processor=Qwen2VLVideoProcessor(**common), chat_template=CHAT_TEMPLATE)
+    common = dict(
+        patch_size=spec.patch_size,
+        temporal_patch_size=spec.temporal_patch_size,
+        merge_size=spec.spatial_merge_size,
+        min_pixels=spec.min_pixels,
+        max_pixels=spec.max_pixels,
+    )
+    return Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**common),
+        tokenizer=tok,
+        video_processor=Qwen2VLVideoProcessor(**common),
+        chat_template=CHAT_TEMPLATE,
+    )
 
 
 def _qwen2_vl_model(spec: TinyModelSpec, tokenizer, seed: int):
@@ -307,8 +332,16 @@ def _qwen2_vl_model(spec: TinyModelSpec, tokenizer, seed: int):
         vision_start_token_id=tid("<|vision_start|>"), vision_end_token_id=tid("<|vision_end|>"),
         bos_token_id=eot, eos_token_id=im_end, pad_token_id=eot, tie_word_embeddings=False,
     )  # fmt: skip
-    return _instantiate(Qwen2VLForConditionalGeneration, config, tokenizer, spec, seed,
-                        bos="<|endoftext|>", eos=["<|im_end|>", "<|endoftext|>"], pad="<|endoftext|>")
+    return _instantiate(
+        Qwen2VLForConditionalGeneration,
+        config,
+        tokenizer,
+        spec,
+        seed,
+        bos="<|endoftext|>",
+        eos=["<|im_end|>", "<|endoftext|>"],
+        pad="<|endoftext|>",
+    )
 
 
 # -- idefics3 (SmolVLM) -----------------------------------------------------------------------
@@ -336,8 +369,14 @@ def _idefics3_processor(spec: TinyModelSpec):
     from transformers import GPT2Tokenizer, Idefics3ImageProcessor, Idefics3Processor
 
     vocab, merges = _train_bpe(spec)
-    tok = GPT2Tokenizer(vocab=vocab, merges=merges, unk_token="<|endoftext|>", bos_token="<|endoftext|>",
-                        eos_token="<|endoftext|>", model_max_length=spec.max_position_embeddings)
+    tok = GPT2Tokenizer(
+        vocab=vocab,
+        merges=merges,
+        unk_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        model_max_length=spec.max_position_embeddings,
+    )
     _add_special_tokens(tok, IDEFICS3_SPECIAL_TOKENS, len(vocab), IDEFICS3_CHAT_TEMPLATE)
     # as in SmolVLM-Instruct's tokenizer_config
     tok.bos_token, tok.eos_token, tok.pad_token = "<|im_start|>", "<end_of_utterance>", "<|im_end|>"
@@ -345,8 +384,12 @@ def _idefics3_processor(spec: TinyModelSpec):
         size={"longest_edge": math.isqrt(spec.max_pixels)}, max_image_size={"longest_edge": spec.tile_size},
         do_image_splitting=True,
     )  # fmt: skip
-    return Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=_idefics3_grid(spec)[1],
-                             chat_template=IDEFICS3_CHAT_TEMPLATE)
+    return Idefics3Processor(
+        image_processor=image_processor,
+        tokenizer=tok,
+        image_seq_len=_idefics3_grid(spec)[1],
+        chat_template=IDEFICS3_CHAT_TEMPLATE,
+    )
 
 
 def _idefics3_model(spec: TinyModelSpec, tokenizer, seed: int):
@@ -372,8 +415,16 @@ def _idefics3_model(spec: TinyModelSpec, tokenizer, seed: int):
         scale_factor=spec.spatial_merge_size, bos_token_id=bos, eos_token_id=eou, pad_token_id=pad,
         tie_word_embeddings=False,  # _make_terse sets the input and output embeddings apart
     )  # fmt: skip
-    return _instantiate(Idefics3ForConditionalGeneration, config, tokenizer, spec, seed,
-                        bos="<|im_start|>", eos=["<end_of_utterance>", "<|endoftext|>"], pad="<|im_end|>")
+    return _instantiate(
+        Idefics3ForConditionalGeneration,
+        config,
+        tokenizer,
+        spec,
+        seed,
+        bos="<|im_start|>",
+        eos=["<end_of_utterance>", "<|endoftext|>"],
+        pad="<|im_end|>",
+    )
 
 
 @dataclass(frozen=True)

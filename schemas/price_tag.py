@@ -25,9 +25,7 @@ class Model(BaseModel):
 
     product_name: str | None = Field(max_length=200, description="Product name as printed on the tag.")
     price: float | None = Field(ge=0, description="Price to pay, in the tag's currency.")
-    currency: str | None = Field(
-        pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, e.g. EUR."
-    )
+    currency: str | None = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, e.g. EUR.")
     unit_price: float | None = Field(ge=0, description="Price per unit (e.g. per kilogram), if shown.")
     unit: Unit | None = Field(description="Unit that unit_price refers to.")
     is_discounted: bool = Field(description="True when the tag advertises a discount or promotion.")

@@ -82,7 +82,9 @@ def bad_inputs(tmp_path_factory):
     pdf = make_pdf([vector_page(), vector_page()])
     (d / "truncated.pdf").write_bytes(pdf[: len(pdf) // 3])
     (d / "schema.json").write_text(json.dumps({"type": "object", "properties": {"a": {"type": "strng"}}}))
-    (d / "unsupported.json").write_text(json.dumps({"type": "object", "properties": {"a": {"type": "number", "multipleOf": 5}}}))
+    (d / "unsupported.json").write_text(
+        json.dumps({"type": "object", "properties": {"a": {"type": "number", "multipleOf": 5}}})
+    )
     return d
 
 

@@ -84,7 +84,9 @@ def test_more_pages_than_the_prompt_allows_is_an_error_result(engine_runner):
     engine = engine_runner.engine
     limit = engine.config.max_images_per_prompt
     images = [Image.new("RGB", (64, 64), "white")] * (limit + 1)
-    result = engine_runner.run(engine.extract(images, get_builtin_task("image_card"), source="many.pdf", pages=list(range(1, limit + 2))))
+    result = engine_runner.run(
+        engine.extract(images, get_builtin_task("image_card"), source="many.pdf", pages=list(range(1, limit + 2)))
+    )
     assert not result.valid and result.error_kind == "too_many_images"
     assert str(limit) in result.error
 
@@ -133,7 +135,9 @@ def test_sampling_with_temperature_and_seed_is_valid_and_reproducible(engine_run
     sampling = SamplingConfig(temperature=1.0, seed=7, max_tokens=1024)
 
     async def twice():
-        return await asyncio.gather(*(engine.extract([image], task, source="g.png", sampling=sampling) for _ in range(2)))
+        return await asyncio.gather(
+            *(engine.extract([image], task, source="g.png", sampling=sampling) for _ in range(2))
+        )
 
     first, second = engine_runner.run(twice())
     _assert_valid(first, task)
@@ -146,7 +150,9 @@ def test_sixteen_concurrent_requests_all_valid(engine_runner):
     images = [Image.new("RGB", (60 + 10 * i, 80), (10 * i, 100, 200)) for i in range(16)]
 
     async def many():
-        return await asyncio.gather(*(engine.extract([img], task, source=f"tag{i}.png") for i, img in enumerate(images)))
+        return await asyncio.gather(
+            *(engine.extract([img], task, source=f"tag{i}.png") for i, img in enumerate(images))
+        )
 
     results = engine_runner.run(many())
     assert [r.id for r in results] == [f"tag{i}.png" for i in range(16)]

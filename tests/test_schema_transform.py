@@ -22,7 +22,11 @@ USER_SCHEMA = {
             "properties": {"city": {"type": "string"}, "zip": {"type": "string"}},
             "required": ["city"],
         },
-        "Tag": {"type": "object", "properties": {"label": {"type": "string"}, "score": {"type": "number"}}, "required": ["label"]},
+        "Tag": {
+            "type": "object",
+            "properties": {"label": {"type": "string"}, "score": {"type": "number"}},
+            "required": ["label"],
+        },
     },
 }
 

@@ -23,7 +23,9 @@ def model_dir(tmp_path_factory):
 
 
 def test_import_is_lazy():
-    code = "import sys, docextract.tiny_model; print(sorted({'torch', 'transformers', 'tokenizers'} & set(sys.modules)))"
+    code = (
+        "import sys, docextract.tiny_model; print(sorted({'torch', 'transformers', 'tokenizers'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -44,15 +46,22 @@ def test_specs():
 
 def test_files_and_config(model_dir):
     names = {p.name for p in model_dir.iterdir()}
-    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-            "tokenizer_config.json", "processor_config.json", "docextract_tiny_model.json"} <= names
+    assert {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "processor_config.json",
+        "docextract_tiny_model.json",
+    } <= names
     assert "chat_template.jinja" in names or "chat_template.json" in names
 
     from transformers import AutoConfig, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     cfg = AutoConfig.from_pretrained(model_dir)
-    ids = dict(zip(SPECIAL, tok.convert_tokens_to_ids(SPECIAL)))
+    ids = dict(zip(SPECIAL, tok.convert_tokens_to_ids(SPECIAL), strict=True))
     assert cfg.image_token_id == ids["<|image_pad|>"]
     assert cfg.video_token_id == ids["<|video_pad|>"]
     assert cfg.vision_start_token_id == ids["<|vision_start|>"]
@@ -109,7 +118,7 @@ def test_transformers_forward_and_generate(model_dir):
 
     out = model.generate(**inputs, max_new_tokens=3, min_new_tokens=3, do_sample=False)
     assert out.shape == (1, inputs["input_ids"].shape[1] + 3)
-    assert isinstance(processor.batch_decode(out[:, inputs["input_ids"].shape[1]:])[0], str)
+    assert isinstance(processor.batch_decode(out[:, inputs["input_ids"].shape[1] :])[0], str)
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +150,10 @@ def test_idefics3_transformers_forward_and_generate(idefics3_dir):
     assert sum(p.numel() for p in model.parameters()) < 1_500_000
 
     image = Image.new("RGB", (300, 200), (200, 30, 30))
-    messages = [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
-                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the image."}]}]
+    messages = [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the image."}]},
+    ]
     prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert prompt == ("<|im_start|>System: Be brief.<end_of_utterance>\n"
                       "User:<image>Describe the image.<end_of_utterance>\nAssistant:")  # fmt: skip

@@ -39,11 +39,16 @@ def test_broken_json():
 def test_schema_violations_name_the_field():
     task = get_builtin_task("invoice")
     data = {
-        "invoice_number": "1", "invoice_date": "14/03/2026", "due_date": None,
+        "invoice_number": "1",
+        "invoice_date": "14/03/2026",
+        "due_date": None,
         "seller": {"name": None, "address": None, "tax_id": None},
         "buyer": {"name": None, "address": None, "tax_id": None},
         "line_items": [{"description": "x", "quantity": "two", "unit_price": None, "amount": None}],
-        "subtotal": None, "tax": None, "total": None, "currency": "EUR",
+        "subtotal": None,
+        "tax": None,
+        "total": None,
+        "currency": "EUR",
     }
     outcome = validate_output(json.dumps(data), task)
     assert not outcome.valid
