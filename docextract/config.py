@@ -82,16 +82,6 @@ class ExtractionConfig(BaseModel):
         """The name results and APIs report for this model."""
         return self.served_model_name or self.model
 
-    def with_overrides(self, **overrides: Any) -> ExtractionConfig:
-        """A validated copy with top-level or nested (``sampling``/``preprocess``) fields replaced."""
-        data = self.model_dump()
-        for key, value in overrides.items():
-            if key in ("sampling", "preprocess") and isinstance(value, dict):
-                data[key].update(value)
-            else:
-                data[key] = value
-        return ExtractionConfig.model_validate(data)
-
 
 def load_config(path: str | pathlib.Path | None = None, **overrides: Any) -> ExtractionConfig:
     """Load an :class:`ExtractionConfig` from YAML or JSON (or defaults), then apply overrides."""
