@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from docextract.errors import SchemaError
 
-__all__ = ["Backend", "SUPPORTED_BACKENDS", "check_schema", "find_unsupported_features"]
+__all__ = ["Backend", "SUPPORTED_BACKENDS", "check_schema", "find_unsupported_features", "schema_types"]
 
 Backend = Literal["xgrammar", "guidance"]
 SUPPORTED_BACKENDS: tuple[str, ...] = ("xgrammar", "guidance")
@@ -50,7 +50,8 @@ _XGRAMMAR_STRING_FORMATS = frozenset(
 )
 
 
-def _types(node: dict[str, Any]) -> set[str]:
+def schema_types(node: dict[str, Any]) -> set[str]:
+    """The JSON types a (sub-)schema declares: ``"type"`` as a string or a list."""
     declared = node.get("type")
     if isinstance(declared, str):
         return {declared}
@@ -70,8 +71,12 @@ def _walk(node: Any, path: str = "#") -> Iterator[tuple[str, dict[str, Any]]]:
             yield from _walk(item, f"{path}/{index}")
 
 
+def _has_pattern_and_length_bounds(node: dict[str, Any]) -> bool:
+    return ("pattern" in node or "format" in node) and ("minLength" in node or "maxLength" in node)
+
+
 def _xgrammar_problems(node: dict[str, Any]) -> Iterator[str]:
-    types = _types(node)
+    types = schema_types(node)
     if types & {"integer", "number"} and "multipleOf" in node:
         yield "'multipleOf' is not enforced by xgrammar (it would be ignored)"
     if "array" in types:
@@ -82,16 +87,12 @@ def _xgrammar_problems(node: dict[str, Any]) -> Iterator[str]:
         fmt = node.get("format")
         if fmt is not None and fmt not in _XGRAMMAR_STRING_FORMATS:
             yield f"string format {fmt!r} is not enforced by xgrammar (supported: {', '.join(sorted(_XGRAMMAR_STRING_FORMATS))})"
-        if ("pattern" in node or "format" in node) and ("minLength" in node or "maxLength" in node):
+        if _has_pattern_and_length_bounds(node):
             yield "a string with 'pattern' or 'format' cannot also have 'minLength'/'maxLength' under xgrammar; fold the length into the pattern"
     if "object" in types:
         names = node.get("propertyNames")
         if names is not None:
-            if (
-                isinstance(names, dict)
-                and ("pattern" in names or "format" in names)
-                and ("minLength" in names or "maxLength" in names)
-            ):
+            if isinstance(names, dict) and _has_pattern_and_length_bounds(names):
                 yield "'propertyNames' with a pattern and a length bound is not supported by xgrammar"
             for key in ("patternProperties", "properties"):
                 if key in node:
@@ -211,7 +212,7 @@ def check_schema(schema: Any, backend: Backend = "xgrammar", *, compile_grammar:
     except jsonschema.SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise SchemaError(f"invalid JSON Schema at {where}: {exc.message}") from None
-    if "object" not in _types(schema) and "properties" not in schema:
+    if "object" not in schema_types(schema) and "properties" not in schema:
         raise SchemaError(
             'the schema\'s root must describe a JSON object ("type": "object" with "properties"); '
             "wrap a single value in an object"

@@ -24,6 +24,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from docextract.schema_check import schema_types
+
 __all__ = ["engine_schema", "restore_optional"]
 
 _NULL = {"type": "null"}
@@ -115,7 +117,7 @@ def _object_branch(node: dict[str, Any], value: Any, root: dict[str, Any]) -> di
         return None
     wanted = "object" if isinstance(value, dict) else "array"
     if (
-        wanted in _types(node)
+        wanted in schema_types(node)
         or (wanted == "object" and "properties" in node)
         or (wanted == "array" and "items" in node)
     ):
@@ -126,11 +128,6 @@ def _object_branch(node: dict[str, Any], value: Any, root: dict[str, Any]) -> di
             if found is not None:
                 return found
     return None
-
-
-def _types(node: dict[str, Any]) -> set[str]:
-    declared = node.get("type")
-    return {declared} if isinstance(declared, str) else set(declared or [])
 
 
 def _restore(value: Any, node: Any, root: dict[str, Any]) -> Any:
