@@ -91,6 +91,9 @@ class ExtractionEngine:
         cfg = self.config
         family = family_for(read_architectures(self.model_path))
         enforce_eager = cfg.enforce_eager or self._cpu  # CPU: graph compilation costs more than it saves
+        budget = cfg.preprocess
+        # No pixel budget (max_pixels None): leave the processor's own defaults.
+        processor_kwargs = family.processor_kwargs(budget.min_pixels, budget.max_pixels) if budget.max_pixels else {}
         args: dict[str, Any] = {
             "model": str(self.model_path),
             "served_model_name": cfg.model_name,
@@ -101,11 +104,7 @@ class ExtractionEngine:
             "enforce_eager": enforce_eager,
             "trust_remote_code": cfg.trust_remote_code,
             "limit_mm_per_prompt": {"image": cfg.max_images_per_prompt},
-            "mm_processor_kwargs": (
-                family.processor_kwargs(cfg.preprocess.min_pixels, cfg.preprocess.max_pixels) or None
-                if cfg.preprocess.max_pixels
-                else None
-            ),
+            "mm_processor_kwargs": processor_kwargs or None,
             "structured_outputs_config": {
                 "backend": cfg.structured_output_backend,
                 "disable_any_whitespace": cfg.disable_any_whitespace,
@@ -345,8 +344,6 @@ def result_id(source: str, pages: list[int]) -> str:
         return source
     if len(pages) == 1:
         return f"{source}#page={pages[0]}"
-    return (
-        f"{source}#pages={pages[0]}-{pages[-1]}"
-        if pages == list(range(pages[0], pages[-1] + 1))
-        else (f"{source}#pages={','.join(map(str, pages))}")
-    )
+    if pages == list(range(pages[0], pages[-1] + 1)):
+        return f"{source}#pages={pages[0]}-{pages[-1]}"
+    return f"{source}#pages={','.join(map(str, pages))}"
