@@ -5,6 +5,8 @@ Subcommands:
 * ``extract PATH... --task NAME``: run extractions in this process (no Ray), one
   JSON line per image or PDF page (or per document with ``--mode document``);
 * ``tasks``: list the built-in tasks and their schemas;
+* ``serve ...``: the online service on Ray Serve (``serve/cli.py`` owns its options);
+* ``batch ...``: the Ray Data batch job (same as ``python -m batch.run``);
 * ``tiny-model DIR``: build the random-weight test model.
 
 Exit codes: 0 when every input gave a schema-valid result; 1 when some input
@@ -87,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = sub.add_parser("tasks", help="list tasks and their schemas")
     tasks.add_argument("name", nargs="?", help="print this task's labelr config.json (instructions + json_schema)")
     tasks.add_argument("--json", action="store_true", help="list as JSON")
+
+    # `serve` and `batch` belong to their own packages; main() hands them the rest of the line.
+    for name, help_text in (("serve", "run the online service (Ray Serve)"), ("batch", "run a batch job (Ray Data)")):
+        sub.add_parser(name, help=help_text, add_help=False)  # parsed by main(), listed here for --help
 
     tiny = sub.add_parser("tiny-model", help="build the random-weight test model (offline, seconds)")
     tiny.add_argument("dir", help="output directory")
@@ -200,12 +206,39 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return asyncio.run(_run_extract(args, config, sys.stdout))
 
 
-_COMMANDS = {"extract": _cmd_extract, "tasks": _cmd_tasks, "tiny-model": _cmd_tiny_model}
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from serve.cli import main as serve_main
+
+    return serve_main(args.argv)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from batch.run import main as batch_main
+
+    return batch_main(args.argv)
+
+
+_DOORS = ("serve", "batch")
+_COMMANDS = {
+    "extract": _cmd_extract,
+    "tasks": _cmd_tasks,
+    "tiny-model": _cmd_tiny_model,
+    "serve": _cmd_serve,
+    "batch": _cmd_batch,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``docextract`` console script."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in _DOORS:
+        # Everything after the command, `--help` included, is the front door's to parse.
+        at = argv.index(command)
+        args = argparse.Namespace(verbose=bool({"-v", "--verbose"} & set(argv[:at])), argv=argv[at + 1 :])
+        args.command = command
+    else:
+        args = build_parser().parse_args(argv)
     _quiet_engine_logs(args.verbose)
     try:
         return _COMMANDS[args.command](args)

@@ -1,7 +1,7 @@
 """Command-line options generated from :class:`~docextract.config.ExtractionConfig`.
 
-Each config field becomes one ``--kebab-case`` option (nested ``sampling`` and
-``preprocess`` fields are flattened: ``--max-tokens``, ``--pdf-dpi``), with the
+Each config field becomes one ``--kebab-case`` option (nested ``sampling``,
+``preprocess`` and ``placement`` fields are flattened: ``--max-tokens``, ``--pdf-dpi``), with the
 field's description and default as help. Options default to "not given", so a
 ``--config`` file and the model's own defaults stay the single source of truth
 and only what the user typed overrides them.
@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 __all__ = ["add_config_arguments", "config_overrides"]
 
-_NESTED = ("sampling", "preprocess")
+_NESTED = ("sampling", "preprocess", "placement")
 
 
 def _flag(name: str) -> str:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from docextract.documents import PreprocessOptions
 from docextract.errors import DocExtractError
 
-__all__ = ["DEFAULT_MODEL", "ExtractionConfig", "SamplingConfig", "load_config"]
+__all__ = ["DEFAULT_MODEL", "ExtractionConfig", "PlacementConfig", "SamplingConfig", "load_config"]
 
 #: The production default: small enough for one 24 GB GPU, good at documents.
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
@@ -38,6 +38,29 @@ class SamplingConfig(BaseModel):
     )
     seed: int | None = Field(default=None, description="Sampling seed, for reproducible non-greedy runs.")
     repetition_penalty: float = Field(default=1.0, gt=0.0, le=2.0, description="vLLM repetition penalty.")
+
+
+class PlacementConfig(BaseModel):
+    """What one engine (a Serve replica or a batch actor) reserves on a Ray cluster.
+
+    Read by :func:`docextract.placement.engine_placement`, the one place that
+    turns it into Ray resource requests for both front doors.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    accelerator: Literal["auto", "gpu", "cpu"] = Field(
+        default="auto",
+        description="Where engines run on Ray: gpu (tensor_parallel_size GPUs each), cpu, or auto (gpu if the cluster has GPUs).",
+    )
+    accelerator_type: str | None = Field(
+        default=None, description="Ray accelerator type an engine's node must have, e.g. L4 or A10G."
+    )
+    cpus_per_engine: float = Field(default=1.0, ge=0.0, description="Ray CPUs reserved by each engine.")
+    custom_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description='Extra Ray resources each engine reserves, e.g. {"fake_gpu": 1} to stand in for GPUs on a CPU cluster.',
+    )
 
 
 class ExtractionConfig(BaseModel):
@@ -73,6 +96,7 @@ class ExtractionConfig(BaseModel):
     system_prompt: str | None = Field(default=None, description="Optional system message before the task.")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     preprocess: PreprocessOptions = Field(default_factory=PreprocessOptions)
+    placement: PlacementConfig = Field(default_factory=PlacementConfig)
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra vLLM AsyncEngineArgs, passed through unchecked."
     )
@@ -100,8 +124,8 @@ def load_config(path: str | pathlib.Path | None = None, **overrides: Any) -> Ext
             raise DocExtractError(f"{path}: a config file must hold a mapping of settings")
         data = loaded or {}
     for key, value in overrides.items():
-        if key in ("sampling", "preprocess") and isinstance(value, dict):
-            data.setdefault(key, {}).update(value)
+        if key in ("sampling", "preprocess", "placement") and isinstance(value, dict):
+            data[key] = {**(data.get(key) or {}), **value}
         else:
             data[key] = value
     from pydantic import ValidationError

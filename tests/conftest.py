@@ -103,3 +103,25 @@ def engine_runner(tiny_config):
     runner = EngineRunner(tiny_config)
     yield runner
     runner.close()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One real local Ray cluster (head with dashboard) for every Serve and batch test."""
+    from raycluster import LocalRayCluster
+
+    cluster = LocalRayCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_driver(ray_cluster):
+    """This test process connected to :func:`ray_cluster` as a driver."""
+    import ray
+
+    from docextract.ray_runtime import init_ray
+
+    init_ray(ray_cluster.address)
+    yield ray_cluster
+    ray.shutdown()

@@ -1,0 +1,56 @@
+"""Join a Ray cluster, or start an embedded local one.
+
+Both front doors call :func:`init_ray`: with an address (``--address`` or
+``RAY_ADDRESS``, which ``ray job submit`` sets for the job's driver) it joins
+that cluster; without one it starts Ray inside this process, the embedded
+default for a laptop or a single machine.
+
+Workers on other nodes do not inherit this process's environment, so the
+settings that decide how the engine loads (offline hub, vLLM CPU knobs, log
+levels) travel in the job's ``runtime_env``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = ["FORWARDED_ENV_PREFIXES", "forwarded_env", "init_ray"]
+
+#: Environment variables (by prefix) that engines on other nodes need to see.
+FORWARDED_ENV_PREFIXES = (
+    "HF_HUB_OFFLINE",
+    "HF_HOME",
+    "TRANSFORMERS_OFFLINE",
+    "VLLM_",
+    "TQDM_DISABLE",
+    "OMP_NUM_THREADS",
+)
+
+
+def forwarded_env() -> dict[str, str]:
+    """The variables of :data:`FORWARDED_ENV_PREFIXES` set in this process."""
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+
+
+def init_ray(address: str | None = None, *, num_cpus: int | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Connect to Ray once per process and return the cluster's resources.
+
+    ``address`` ``None`` means ``RAY_ADDRESS`` if set, else a new local
+    instance (``num_cpus`` logical CPUs; more than the cores is fine, the
+    engine's threads are not Ray tasks). An existing connection is reused.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        runtime_env = dict(kwargs.pop("runtime_env", None) or {})
+        env_vars = {**forwarded_env(), **runtime_env.get("env_vars", {})}
+        if env_vars:
+            runtime_env["env_vars"] = env_vars
+        options: dict[str, Any] = {"runtime_env": runtime_env or None, "log_to_driver": True, **kwargs}
+        if address is None:
+            options["num_cpus"] = num_cpus
+            options.setdefault("include_dashboard", False)
+        ray.init(address=address, **options)
+    return ray.cluster_resources()
