@@ -1,0 +1,353 @@
+"""The ingress: everything between an HTTP request and a replica call.
+
+:class:`Ingress` is the FastAPI ingress deployment (its routes are in
+:mod:`serve.http`). It holds no engine and reserves no CPU; it holds one
+``DeploymentHandle`` per served model and:
+
+* chooses the model by name (default: the first);
+* preprocesses here, in worker threads (``asyncio.to_thread``): fetching
+  URLs, decoding images, rendering PDF pages (in the renderer's own child
+  process, with its wall-clock limit), checking schemas and compiling them
+  once (cached). The replica gets model-ready pages, so its event loop only
+  feeds the engine, and bad input is refused before it takes a place in a
+  replica's queue. A page crosses the handle as raw pixels, at most the
+  model's ``max_pixels`` x 3 bytes;
+* calls the replica under the request's deadline: on expiry the call is
+  cancelled (Serve cancels the replica's task, the engine aborts the vLLM
+  request) and the client gets 504; a full queue (the deployment's
+  ``max_queued_requests``) is 503 with ``Retry-After``;
+* maps errors from the replica back to their HTTP status (:mod:`serve.errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from docextract.config import SamplingConfig
+from docextract.errors import DocExtractError, EngineError, InputError
+from serve.config import ServeAppConfig, ServedModel
+from serve.errors import ApiError, from_docextract
+from serve.inputs import reference_bytes
+from serve.metrics import ServiceMetrics
+from serve.url_fetch import UrlFetcher
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from docextract.documents import Document
+    from docextract.tasks import TaskSpec
+    from serve.deployment import StreamDelta
+
+__all__ = ["Deadline", "Ingress"]
+
+logger = logging.getLogger("ray.serve")
+T = TypeVar("T")
+
+#: How long ``/healthz`` waits for each model's replica.
+HEALTH_TIMEOUT_S = 5.0
+_TASK_CACHE_SIZE = 256
+
+
+class Deadline:
+    """The time a request has left; expiry is a 504."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        left = self._at - time.monotonic()
+        if left <= 0:
+            raise self.expired()
+        return left
+
+    def expired(self) -> ApiError:
+        return ApiError(504, f"the request took longer than its limit of {self.seconds:g} s", kind="timeout")
+
+    async def run(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(awaitable, self.remaining())
+        except asyncio.TimeoutError:
+            raise self.expired() from None
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The exception a replica raised, unwrapped from Ray's ``RayTaskError``."""
+    from ray.exceptions import RayTaskError
+
+    if isinstance(exc, RayTaskError) and getattr(exc, "cause", None) is not None:
+        return exc.cause
+    return exc
+
+
+class Ingress:
+    """The HTTP ingress deployment. ``replicas`` maps each served model name to its handle."""
+
+    def __init__(self, config: ServeAppConfig, replicas: dict[str, Any]) -> None:
+        self.config = config
+        self.api_key = config.resolve_api_key()
+        self.models: dict[str, ServedModel] = {m.model_name: m for m in config.models}
+        self.replicas = replicas
+        self.metrics = ServiceMetrics()
+        limits = config.limits
+        self.fetcher = (
+            UrlFetcher(timeout_s=limits.url_fetch_timeout_s, max_redirects=limits.url_fetch_max_redirects)
+            if limits.allow_url_fetch
+            else None
+        )
+        self._tasks: OrderedDict[tuple[Any, ...], TaskSpec] = OrderedDict()
+
+    def __serve_build_asgi_app__(self):
+        from serve.http import create_app
+
+        return create_app(self)
+
+    # -- models, tasks, sampling ------------------------------------------------------------
+
+    def served(self, name: str | None) -> ServedModel:
+        """The model named ``name`` (the default model for None); 404 for an unknown name."""
+        if name is None or name == "":
+            return self.config.default_model
+        try:
+            return self.models[name]
+        except KeyError:
+            raise ApiError(
+                404,
+                f"unknown model {name!r}; this service serves {', '.join(sorted(self.models))}",
+                kind="model_not_found",
+                param="model",
+            ) from None
+
+    async def task(self, key: tuple[Any, ...], build: Callable[[], TaskSpec]) -> TaskSpec:
+        """A task from the cache, or built (schema checked and compiled) in a thread and cached."""
+        task = self._tasks.get(key)
+        if task is None:
+            task = await asyncio.to_thread(build)
+            self._tasks[key] = task
+            while len(self._tasks) > _TASK_CACHE_SIZE:
+                self._tasks.popitem(last=False)
+        else:
+            self._tasks.move_to_end(key)
+        return task
+
+    async def extraction_task(
+        self, served: ServedModel, *, task: str | None, json_schema: dict[str, Any] | None, instructions: str | None
+    ) -> TaskSpec:
+        """A built-in task by name, or one from an inline schema. Never a file or an import: those are server-side."""
+        from docextract.tasks import DEFAULT_INSTRUCTIONS, builtin_task_names, get_builtin_task, task_from_schema
+
+        backend = served.structured_output_backend
+        if (task is None) == (json_schema is None):
+            raise ApiError(400, "give either task (a built-in task name) or json_schema", kind="invalid_task")
+        if task is not None:
+            if task not in builtin_task_names():
+                raise ApiError(
+                    400,
+                    f"unknown task {task!r}; built-in tasks: {', '.join(builtin_task_names())} "
+                    "(or send your own json_schema)",
+                    kind="invalid_task",
+                    param="task",
+                )
+            built = await self.task(("builtin", task, backend), lambda: get_builtin_task(task, backend=backend))
+            return built.model_copy(update={"instructions": instructions}) if instructions else built
+        assert json_schema is not None
+        name = task_name(json_schema)
+        key = ("schema", json.dumps(json_schema, sort_keys=True), instructions, name, backend)
+        return await self.task(
+            key,
+            lambda: task_from_schema(json_schema, instructions or DEFAULT_INSTRUCTIONS, name=name, backend=backend),
+        )
+
+    @staticmethod
+    def sampling(served: ServedModel, overrides: dict[str, Any]) -> SamplingConfig | None:
+        """The model's sampling settings with the request's overrides (None when there are none)."""
+        if not overrides:
+            return None
+        from pydantic import ValidationError
+
+        try:
+            return SamplingConfig.model_validate({**served.sampling.model_dump(), **overrides})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ApiError(400, f"invalid sampling parameters: {problems}", kind="invalid_request") from None
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    async def content(self, served: ServedModel, ref: str, *, name: str, allow_bare_base64: bool = False) -> bytes:
+        return await reference_bytes(
+            ref,
+            fetcher=self.fetcher,
+            max_bytes=served.preprocess.max_bytes,
+            name=name,
+            allow_bare_base64=allow_bare_base64,
+        )
+
+    async def load_document(
+        self,
+        served: ServedModel,
+        content: bytes,
+        *,
+        name: str,
+        media_type: str | None,
+        pages: list[int] | None,
+    ) -> tuple[Document, float]:
+        """Decode or render ``content`` with the model's preprocessing options, in a thread."""
+        from docextract.documents import load_document
+
+        started = time.perf_counter()
+        document = await asyncio.to_thread(
+            load_document, content, name=name, media_type=media_type, pages=pages, options=served.preprocess
+        )
+        return document, time.perf_counter() - started
+
+    async def load_images(self, served: ServedModel, refs: list[str]) -> list[Image.Image]:
+        """Chat and TGI images: fetched or decoded, then fitted to the model's pixel budget."""
+        from docextract.images import load_image
+
+        if len(refs) > served.max_images_per_prompt:
+            raise InputError(
+                f"{len(refs)} images in one request; model {served.model_name} takes at most "
+                f"{served.max_images_per_prompt} (max_images_per_prompt)",
+                kind="too_many_images",
+                http_status=413,
+            )
+        options = served.preprocess
+
+        async def one(i: int, ref: str) -> Image.Image:
+            name = f"image {i + 1}"
+            data = await self.content(served, ref, name=name)
+            return await asyncio.to_thread(
+                load_image,
+                data,
+                max_pixels=options.max_pixels,
+                min_pixels=options.min_pixels,
+                max_image_pixels=options.max_image_pixels,
+                max_bytes=options.max_bytes,
+                name=name,
+            )
+
+        return list(await asyncio.gather(*(one(i, ref) for i, ref in enumerate(refs))))
+
+    # -- replica calls ------------------------------------------------------------------------
+
+    async def call(self, served: ServedModel, method: str, payload: Any, deadline: Deadline) -> Any:
+        """``replica.method(payload)`` for ``served``'s deployment, under ``deadline``."""
+        response = getattr(self.replicas[served.model_name], method).remote(payload)
+        try:
+            return await asyncio.wait_for(_awaited(response), deadline.remaining())
+        except asyncio.TimeoutError:
+            response.cancel()
+            self.metrics.reject(served.model_name, "timeout")
+            raise deadline.expired() from None
+        except asyncio.CancelledError:  # the client went away: stop the generation too
+            response.cancel()
+            raise
+        except ApiError:
+            response.cancel()
+            raise
+        except Exception as exc:
+            raise self._replica_error(served, exc) from None
+
+    async def stream(self, served: ServedModel, payload: Any, deadline: Deadline) -> AsyncIterator[StreamDelta]:
+        """``replica.stream(payload)`` as an async iterator; the first delta is awaited before returning,
+        so errors before generation (queue full, prompt refused) are answered as HTTP statuses."""
+        generator = self.replicas[served.model_name].options(stream=True).stream.remote(payload)
+
+        async def next_delta() -> StreamDelta | None:
+            try:
+                return await asyncio.wait_for(generator.__anext__(), deadline.remaining())
+            except StopAsyncIteration:
+                return None
+            except asyncio.TimeoutError:
+                generator.cancel()
+                self.metrics.reject(served.model_name, "timeout")
+                raise deadline.expired() from None
+            except asyncio.CancelledError:
+                generator.cancel()
+                raise
+            except ApiError:
+                generator.cancel()
+                raise
+            except Exception as exc:
+                raise self._replica_error(served, exc) from None
+
+        first = await next_delta()
+
+        async def rest() -> AsyncIterator[StreamDelta]:
+            delta = first
+            try:
+                while delta is not None:
+                    yield delta
+                    delta = await next_delta()
+            finally:
+                if delta is not None:  # the client left mid-stream: stop the generation too
+                    generator.cancel()
+
+        return rest()
+
+    def _replica_error(self, served: ServedModel, exc: BaseException) -> ApiError:
+        from ray.exceptions import RayActorError
+        from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+        cause = _cause(exc)
+        if isinstance(cause, BackPressureError):
+            self.metrics.reject(served.model_name, "queue_full")
+            retry = cause.retry_after_s if cause.retry_after_s is not None else served.deployment.retry_after_s
+            return ApiError(
+                503,
+                f"model {served.model_name} is at capacity (its queue is full); retry later",
+                kind="queue_full",
+                headers={"Retry-After": str(max(1, int(retry + 0.999)))},
+            )
+        if isinstance(cause, DocExtractError):
+            if isinstance(cause, EngineError):
+                logger.warning("engine error for model %s: %s", served.model_name, cause.message)
+            return from_docextract(cause)
+        if isinstance(cause, (RayActorError, DeploymentUnavailableError)) or type(cause).__name__ == "EngineDeadError":
+            logger.error("replica of %s unavailable: %s", served.model_name, cause)
+            return ApiError(
+                503,
+                f"model {served.model_name} is restarting; retry later",
+                kind="replica_unavailable",
+                headers={"Retry-After": str(max(1, int(served.deployment.retry_after_s + 0.999)))},
+            )
+        logger.exception("unexpected error from model %s", served.model_name, exc_info=cause)
+        return ApiError(500, f"internal error in model {served.model_name}: {type(cause).__name__}", kind="internal")
+
+    async def health(self) -> dict[str, str]:
+        """Each model's state: ``ok``, ``busy`` (its queue is full: alive) or why it is not ready."""
+        from ray.serve.exceptions import BackPressureError
+
+        async def one(name: str) -> tuple[str, str]:
+            response = self.replicas[name].ready.remote()
+            try:
+                await asyncio.wait_for(_awaited(response), HEALTH_TIMEOUT_S)
+                return name, "ok"
+            except asyncio.TimeoutError:
+                response.cancel()
+                return name, f"no answer in {HEALTH_TIMEOUT_S:g} s"
+            except Exception as exc:
+                cause = _cause(exc)
+                if isinstance(cause, BackPressureError):
+                    return name, "busy"
+                return name, f"{type(cause).__name__}: {cause}"[:300]
+
+        return dict(await asyncio.gather(*(one(name) for name in self.models)))
+
+
+async def _awaited(response: Any) -> Any:
+    # ``asyncio.wait_for`` needs a coroutine to cancel; a DeploymentResponse is only awaitable.
+    return await response
+
+
+def task_name(schema: dict[str, Any]) -> str:
+    """An inline schema's task name: its ``title`` made safe, or ``custom``."""
+    title = schema.get("title") if isinstance(schema.get("title"), str) else ""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", title).strip("_.-")[:64] or "custom"
