@@ -12,10 +12,11 @@ levels) travel in the job's ``runtime_env``.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
-__all__ = ["FORWARDED_ENV_PREFIXES", "forwarded_env", "init_ray"]
+__all__ = ["FORWARDED_ENV_PREFIXES", "forwarded_env", "init_ray", "submitted_job_env_vars"]
 
 #: Environment variables (by prefix) that engines on other nodes need to see.
 FORWARDED_ENV_PREFIXES = (
@@ -33,6 +34,24 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
+def submitted_job_env_vars() -> dict[str, str]:
+    """The ``env_vars`` of the runtime_env ``ray job submit`` gave this driver ({} otherwise).
+
+    Ray merges a submitted job's runtime_env with the one passed to ``ray.init``
+    and refuses the job when both set the same variable, even to the same value.
+    The job's variables are already in this process's environment, so
+    :func:`init_ray` must not forward them a second time.
+    """
+    raw = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if not raw:
+        return {}
+    try:
+        runtime_env = json.loads(raw).get("runtime_env") or {}
+    except (ValueError, AttributeError):
+        return {}
+    return dict(runtime_env.get("env_vars") or {})
+
+
 def init_ray(address: str | None = None, *, num_cpus: int | None = None, **kwargs: Any) -> dict[str, Any]:
     """Connect to Ray once per process and return the cluster's resources.
 
@@ -45,7 +64,9 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, **kwarg
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
         runtime_env = dict(kwargs.pop("runtime_env", None) or {})
-        env_vars = {**forwarded_env(), **runtime_env.get("env_vars", {})}
+        job_env = submitted_job_env_vars()
+        forwarded = {k: v for k, v in forwarded_env().items() if k not in job_env}
+        env_vars = {**forwarded, **runtime_env.get("env_vars", {})}
         if env_vars:
             runtime_env["env_vars"] = env_vars
         options: dict[str, Any] = {"runtime_env": runtime_env or None, "log_to_driver": True, **kwargs}

@@ -1,0 +1,126 @@
+"""The engine stage: a Ray Data callable class that owns one shared :class:`ExtractionEngine`.
+
+Why an async ``__call__``: Ray Data (2.60) runs an async callable class's
+calls on one event loop per actor, in a background thread. Every call's rows
+are submitted to the same ``AsyncLLM`` concurrently, so vLLM batches requests
+from several Ray Data batches together (continuous batching). The actor takes
+``ceil(max_in_flight / batch_size) + 1`` calls at once (Ray's
+``max_concurrency``, set by :mod:`batch.pipeline`); a semaphore caps the
+requests in vLLM at ``max_in_flight``, and the extra call means the next
+batch is already waiting for a slot when one finishes, so the engine never
+drains between batches.
+
+Nothing lost: a row that arrives with an error (from discovery or
+preprocessing) is passed through, and any exception while extracting one row
+becomes that row's ``error``; the other rows of the batch are unaffected. An
+engine that died (``EngineDeadError``) is not a row's fault: its rows come out
+as ``engine_dead`` errors (``--retry-errors`` runs them again) and the actor
+exits at its next call, so Ray restarts it with a fresh engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from batch.rows import error_fields, result_schema, table
+
+if TYPE_CHECKING:
+    from docextract.config import ExtractionConfig
+    from docextract.tasks import TaskSpec
+
+__all__ = ["ExtractionActor"]
+
+
+class ExtractionActor:
+    """Built once per actor (loads the model); called with READY batches, returns result batches."""
+
+    def __init__(self, config: ExtractionConfig, task: TaskSpec, *, max_in_flight: int, include_images: bool) -> None:
+        from docextract.engine import ExtractionEngine
+
+        self.task = task
+        self.include_images = include_images
+        self.schema = result_schema(include_images)
+        self.engine = ExtractionEngine(config)
+        self.model = self.engine.model_name
+        # Bound to Ray Data's loop at first use (Python >= 3.10 semaphores bind lazily).
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._engine_dead = False
+
+    async def __call__(self, batch: pa.Table) -> pa.Table:
+        if self._engine_dead:
+            # Exit the process: Ray Data restarts the actor (a fresh engine) and retries this call.
+            os._exit(1)
+        rows = batch.to_pylist()
+        results = await asyncio.gather(*(self._one(row) for row in rows))
+        return table(results, self.schema)
+
+    async def _one(self, row: dict[str, Any]) -> dict[str, Any]:
+        base = {
+            "image_id": row["id"],
+            "meta": row["meta"],
+            "source": row["source"],
+            "pages": row["pages"],
+            "model": self.model,
+            "task": self.task.name,
+            "task_version": self.task.version,
+            "valid": False,
+            "preprocess_s": row.get("preprocess_s"),
+        }
+        if self.include_images and row.get("images"):
+            # The model-ready page (the first, for a whole document) as an HF Image value.
+            name = row["id"] if row["id"].lower().endswith(".png") else f"{row['id']}.png"
+            base["image"] = {"bytes": row["images"][0], "path": name}
+        if row["error"] is not None:
+            return {**base, "error": row["error"], "error_kind": row["error_kind"]}
+        try:
+            images = [_decode_png(data) for data in row["images"]]
+            async with self._slots:
+                result = await self.engine.extract(
+                    images, self.task, source=row["source"], pages=row["pages"], preprocess_s=row["preprocess_s"] or 0.0
+                )
+        except Exception as exc:
+            return {**base, **self._failure(exc)}
+        return {
+            **base,
+            "output": json.dumps(result.data, ensure_ascii=False, separators=(",", ":"))
+            if result.data is not None
+            else None,
+            "valid": result.valid,
+            "error": result.error,
+            "error_kind": result.error_kind,
+            "validation_errors": [f"{e.path or '(root)'}: {e.message}" for e in result.errors],
+            "finish_reason": result.finish_reason,
+            "prompt_tokens": result.usage.prompt_tokens,
+            "completion_tokens": result.usage.completion_tokens,
+            "generation_s": result.timings.generation_s,
+            "finished_at": time.time(),
+        }
+
+    def _failure(self, exc: Exception) -> dict[str, str]:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if isinstance(exc, EngineDeadError):
+            self._engine_dead = True
+            return {"error": f"the engine died: {exc}", "error_kind": "engine_dead"}
+        return error_fields(exc)
+
+    def __del__(self) -> None:
+        # Ray Data drops the actor's UDF on graceful shutdown: stop vLLM's engine process with it.
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.shutdown()
+
+
+def _decode_png(data: bytes) -> Any:
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image

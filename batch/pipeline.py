@@ -1,0 +1,183 @@
+"""The Ray Data pipeline, and the driver loop that writes its results.
+
+::
+
+    from_items(files)   -> expand_files       (CPU tasks: count PDF pages, one row per page)  \\
+    from_items(parquet) -> read_parquet_rows  (CPU tasks: read row groups)                    -> union
+        -> preprocess_rows   (CPU tasks: decode, EXIF, resize, render; PNG bytes)
+        -> ExtractionActor   (actor pool: one ExtractionEngine each, async, max_in_flight requests)
+        -> iter_batches on the driver -> PartWriter (atomic part files)
+
+Done ids are dropped inside the first stage, so resumed rows cost a file
+listing and nothing else. The driver consumes results as they stream
+(``iter_batches``) rather than through a Ray datasink: it is the one place
+that knows which ids were written, which is what makes "each id exactly once"
+hold across a kill and a resume.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batch.actor import ExtractionActor
+from batch.inputs import InputPlan, expand_files, read_parquet_rows
+from batch.options import BatchOptions
+from batch.outputs import PartWriter, count_results, generation_window, write_json_atomic
+from batch.preprocess import preprocess_rows
+from batch.resume import list_parts
+from batch.summary import JobSummary, RunStats
+
+if TYPE_CHECKING:
+    import ray.data
+
+    from docextract.config import ExtractionConfig
+    from docextract.tasks import TaskSpec
+
+__all__ = ["build_dataset", "new_run_id", "run_pipeline"]
+
+#: Files per read block. Small blocks spread PDF rendering over CPU tasks and let
+#: results (and part files) stream early; the cap bounds the number of blocks.
+_FILES_PER_BLOCK = 4
+_MAX_BLOCKS = 5000
+
+
+def new_run_id() -> str:
+    """Sortable and unique: part files of later runs sort after earlier ones."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def build_dataset(
+    plan: InputPlan, options: BatchOptions, config: ExtractionConfig, task: TaskSpec, done: frozenset[str]
+) -> ray.data.Dataset:
+    """The lazy Ray Data pipeline from the planned inputs to result batches."""
+    import ray.data
+    from ray.data import ActorPoolStrategy
+
+    from docextract.placement import engine_placement
+
+    cpu = {"num_cpus": options.preprocess_cpus, "batch_format": "pyarrow"}
+    sources = []
+    files = plan.by_kind("files")
+    if files:
+        blocks = min(_MAX_BLOCKS, math.ceil(len(files) / _FILES_PER_BLOCK))
+        sources.append(
+            ray.data.from_items(files, override_num_blocks=blocks).map_batches(
+                expand_files,
+                fn_kwargs={"mode": options.mode, "pages": options.pages, "options": config.preprocess, "done": done},
+                **cpu,
+            )
+        )
+    row_groups = plan.by_kind("parquet")
+    if row_groups:
+        sources.append(
+            ray.data.from_items(row_groups, override_num_blocks=min(_MAX_BLOCKS, len(row_groups))).map_batches(
+                read_parquet_rows, fn_kwargs={"done": done}, **cpu
+            )
+        )
+    ds = sources[0].union(*sources[1:]) if len(sources) > 1 else sources[0]
+    ds = ds.map_batches(preprocess_rows, fn_kwargs={"options": config.preprocess}, **cpu)
+    low, high = options.pool_size
+    placement = engine_placement(config)
+    return ds.map_batches(
+        ExtractionActor,
+        batch_format="pyarrow",
+        batch_size=options.batch_size,
+        compute=ActorPoolStrategy(
+            min_size=low, max_size=high, max_concurrent_calls_per_actor=options.concurrent_batches
+        ),
+        fn_constructor_kwargs={
+            "config": config,
+            "task": task,
+            "max_in_flight": options.max_in_flight,
+            "include_images": options.include_images,
+        },
+        # The engine's CPU threads are the CPUs it reserved, also under `ray job submit`, whose
+        # driver environment (OMP_NUM_THREADS=1) init_ray forwards to every worker. A runtime_env
+        # of its own also keeps Ray Data from fusing the CPU stages into this one (it fuses maps
+        # whose remote args are equal), which would decode and render inside the engine's process.
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, round(placement.num_cpus)))}},
+        **placement.actor_options(),
+    )
+
+
+def run_pipeline(
+    ds: ray.data.Dataset,
+    *,
+    options: BatchOptions,
+    out_dir: Path,
+    meta_type: Any,
+    done: set[str],
+    task: TaskSpec,
+    model: str,
+    report: Callable[[str], None],
+) -> JobSummary:
+    """Stream ``ds`` into part files and summarise. ``report`` takes progress lines."""
+    started = time.perf_counter()
+    run_id = new_run_id()
+    resumed = len(done)
+    writer = PartWriter(
+        out_dir, run_id, meta_type=meta_type, written=set(done), part_rows=options.part_rows, flush_s=options.flush_s
+    )
+    first_at = None
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            if first_at is None:
+                first_at = time.perf_counter()
+            parts = len(writer.parts)
+            writer.add(batch)
+            if len(writer.parts) != parts:
+                report(f"{writer.rows_written} rows written in {len(writer.parts)} parts")
+    finally:
+        # Also on SIGTERM (``ray job stop``) and errors: what arrived is whole and is kept.
+        writer.close()
+    ended = time.perf_counter()
+    wall = ended - started
+    total = count_results(list_parts(out_dir))
+    this_run = count_results(writer.parts)
+    tokens = this_run["prompt_tokens"] + this_run["completion_tokens"]
+    generated, generating_s = generation_window(writer.parts)
+    run = RunStats(
+        run_id=run_id,
+        resumed_rows=resumed,
+        rows=this_run["rows"],
+        valid=this_run["valid"],
+        errors=this_run["errors"],
+        prompt_tokens=this_run["prompt_tokens"],
+        completion_tokens=this_run["completion_tokens"],
+        parts=len(writer.parts),
+        wall_s=wall,
+        first_result_s=None if first_at is None else first_at - started,
+        images_per_s=this_run["rows"] / wall,
+        tokens_per_s=tokens / wall,
+        generating_s=generating_s,
+        generating_images_per_s=generated / generating_s if generating_s else None,
+        actors=options.pool_size,
+        batch_size=options.batch_size,
+        max_in_flight=options.max_in_flight,
+    )
+    summary = JobSummary(
+        output=str(out_dir),
+        task=task.name,
+        task_version=task.version,
+        model=model,
+        rows=total["rows"],
+        valid=total["valid"],
+        invalid=total["invalid"],
+        errors=total["errors"],
+        error_kinds=total["error_kinds"],
+        duplicate_ids=total["duplicate_ids"],
+        prompt_tokens=total["prompt_tokens"],
+        completion_tokens=total["completion_tokens"],
+        images_per_s=run.images_per_s,
+        tokens_per_s=run.tokens_per_s,
+        wall_s=wall,
+        run=run,
+    )
+    write_json_atomic(out_dir / "summary.json", summary.model_dump(mode="json"))
+    return summary

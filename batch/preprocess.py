@@ -1,0 +1,58 @@
+"""CPU stage: a unit of work -> model-ready pages, in Ray tasks, never raising for a bad row.
+
+The same code as every front door (:func:`docextract.documents.load_document`:
+type sniffing, size and pixel limits, EXIF rotation, RGB, resize to the
+pixel budget, sandboxed PDF rendering) runs here, on CPU workers, so the
+engine actors only generate. Pages travel to the actors as PNG bytes:
+lossless, so the model sees exactly the pixels it would see in process, and
+compact in the object store. ``compress_level=1`` because the bytes live for
+seconds: deflate effort buys little there.
+
+A row that cannot be loaded comes out with ``error``/``error_kind`` and no
+images; the actor passes it through, so it still becomes exactly one output
+row.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = ["encode_png", "preprocess_rows"]
+
+
+def encode_png(image: Any) -> bytes:
+    """One page as PNG bytes."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _load(row: dict[str, Any], options: Any) -> list[bytes]:
+    from docextract.documents import load_document
+
+    source = row["path"] if row["path"] is not None else row["data"]
+    pages = row["pages"] or None
+    document = load_document(source, name=row["source"], pages=pages, options=options)
+    return [encode_png(page.image) for page in document.pages]
+
+
+def preprocess_rows(batch: pa.Table, *, options: Any) -> pa.Table:
+    """Ray task: decode, rotate, resize and render each row; errors become columns."""
+    from batch.rows import READY_SCHEMA, error_fields, table
+
+    out = []
+    for row in batch.to_pylist():
+        ready = {k: row[k] for k in ("id", "source", "pages", "meta", "error", "error_kind")}
+        if row["error"] is None:
+            started = time.perf_counter()
+            try:
+                ready["images"] = _load(row, options)
+            except Exception as exc:  # a bad row must not fail the task: it becomes an error row
+                ready.update(error_fields(exc))
+            ready["preprocess_s"] = time.perf_counter() - started
+        out.append(ready)
+    return table(out, READY_SCHEMA)

@@ -1,0 +1,84 @@
+"""The Arrow schemas of the rows that flow through the pipeline, in one place.
+
+Every stage returns a ``pyarrow.Table`` with one of these schemas, never rows
+whose types Ray Data has to guess (an all-null column or an empty list would
+otherwise get a different type in different blocks):
+
+* :data:`WORK_SCHEMA`: one unit of work, after input discovery and PDF page
+  expansion. Exactly one output row comes from each. ``path`` is set for a
+  file (read in the preprocessing task), ``data`` for a dataset row (bytes
+  from Parquet). A row may already carry an ``error`` (a PDF whose pages
+  cannot be counted); every later stage passes it through.
+* :data:`READY_SCHEMA`: after preprocessing: model-ready pages as PNG bytes.
+* :func:`result_schema`: what the engine actors return and the part files
+  hold (plus ``meta`` converted to the job's type, see :mod:`batch.outputs`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = ["IMAGE_TYPE", "READY_SCHEMA", "WORK_SCHEMA", "error_fields", "result_schema", "table"]
+
+#: Hugging Face ``datasets`` Image feature (what labelr writes): ``{bytes, path}``.
+IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+_COMMON = [
+    ("id", pa.string()),
+    ("source", pa.string()),
+    ("pages", pa.list_(pa.int64())),
+    # The row's metadata as JSON; the writer turns it into the job's meta type.
+    ("meta", pa.string()),
+]
+_ERROR = [("error", pa.string()), ("error_kind", pa.string())]
+
+WORK_SCHEMA = pa.schema([*_COMMON, ("path", pa.string()), ("data", pa.binary()), *_ERROR])
+
+READY_SCHEMA = pa.schema([*_COMMON, ("images", pa.list_(pa.binary())), ("preprocess_s", pa.float64()), *_ERROR])
+
+_RESULT_FIELDS = [
+    ("image_id", pa.string()),
+    ("output", pa.string()),
+    ("meta", pa.string()),
+    ("valid", pa.bool_()),
+    ("error", pa.string()),
+    ("error_kind", pa.string()),
+    ("validation_errors", pa.list_(pa.string())),
+    ("finish_reason", pa.string()),
+    ("model", pa.string()),
+    ("task", pa.string()),
+    ("task_version", pa.string()),
+    ("prompt_tokens", pa.int64()),
+    ("completion_tokens", pa.int64()),
+    ("source", pa.string()),
+    ("pages", pa.list_(pa.int64())),
+    ("preprocess_s", pa.float64()),
+    ("generation_s", pa.float64()),
+    # Wall clock (Unix seconds) when the engine finished the row: with generation_s, the engine's
+    # busy window, which the summary turns into a throughput that excludes engine start.
+    ("finished_at", pa.float64()),
+]
+
+
+def result_schema(include_images: bool) -> pa.Schema:
+    """The engine stage's output: the labelr columns first, then the extras."""
+    fields = list(_RESULT_FIELDS)
+    if include_images:
+        fields.insert(1, ("image", IMAGE_TYPE))
+    return pa.schema(fields)
+
+
+def error_fields(exc: BaseException) -> dict[str, str]:
+    """``error``/``error_kind`` for an exception: docextract's own kind, else the type name."""
+    from docextract.errors import DocExtractError
+
+    if isinstance(exc, DocExtractError):
+        return {"error": exc.message, "error_kind": exc.kind}
+    return {"error": f"{type(exc).__name__}: {exc}", "error_kind": "internal_error"}
+
+
+def table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Rows (missing keys are null) as a table of exactly ``schema``."""
+    return pa.Table.from_pylist([{name: row.get(name) for name in schema.names} for row in rows], schema=schema)

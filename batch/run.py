@@ -1,0 +1,222 @@
+"""``python -m batch.run`` (or ``docextract batch``): run a batch extraction job.
+
+Locally it starts an embedded Ray (or joins ``RAY_ADDRESS``/``--address``);
+on a cluster submit it as a job::
+
+    ray job submit --address http://HEAD:8265 --working-dir . -- \\
+        python -m batch.run --input /data/scans --output /data/out --task invoice --model Qwen/Qwen2.5-VL-3B-Instruct
+
+(``ray job submit`` sets ``RAY_ADDRESS`` for the job's driver, and uploads
+the working directory minus what ``.gitignore`` lists.)
+
+Every engine, sampling and preprocessing option is generated from
+:class:`~docextract.config.ExtractionConfig` (same flags as
+``docextract extract``); the job's own options are :class:`~batch.options.BatchOptions`.
+
+Exit codes: 0 the job ran to the end (rows that failed are in the output with
+their error, and counted in the summary); 1 the pipeline itself failed (what
+was finished is kept: run again to resume); 2 a usage, config, task, input or
+model error, reported as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batch.options import BatchOptions
+from docextract.cli_options import add_config_arguments, config_overrides
+from docextract.config import ExtractionConfig, load_config
+from docextract.errors import DocExtractError
+
+if TYPE_CHECKING:
+    from batch.summary import JobSummary
+    from docextract.tasks import TaskSpec
+
+__all__ = ["build_parser", "main", "run_job"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+_FLAGS: dict[str, dict[str, Any]] = {
+    "inputs": {"flag": "--input", "action": "append", "metavar": "PATH", "required": True},
+    "output": {"flag": "--output", "metavar": "DIR", "required": True},
+    "mode": {"choices": ["per_page", "document"]},
+    "image_column": {"metavar": "NAME"},
+    "id_column": {"metavar": "NAME"},
+    "address": {"metavar": "ADDRESS"},
+    "num_cpus": {"type": int, "metavar": "N"},
+    "num_actors": {"type": int, "metavar": "N"},
+    "min_actors": {"type": int, "metavar": "N"},
+    "max_actors": {"type": int, "metavar": "N"},
+    "batch_size": {"type": int, "metavar": "N"},
+    "max_in_flight": {"type": int, "metavar": "N"},
+    "preprocess_cpus": {"type": float, "metavar": "CPUS"},
+    "include_images": {"action": argparse.BooleanOptionalAction},
+    "retry_errors": {"action": argparse.BooleanOptionalAction},
+    "part_rows": {"type": int, "metavar": "N"},
+    "flush_s": {"flag": "--flush-seconds", "type": float, "metavar": "S"},
+}
+
+
+def _report(message: str) -> None:
+    print(f"docextract batch: {message}", file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from docextract.cli import parse_page_selection
+
+    parser = argparse.ArgumentParser(
+        prog="python -m batch.run",
+        description="Extract schema-guaranteed JSON from image/PDF folders and Parquet datasets with Ray Data.",
+    )
+    job = parser.add_argument_group("job (BatchOptions)")
+    # Help and defaults come from BatchOptions; flags left out stay unset so the model's defaults apply.
+    for name, spec in _FLAGS.items():
+        spec = dict(spec)
+        field = BatchOptions.model_fields[name]
+        flag = spec.pop("flag", "--" + name.replace("_", "-"))
+        default = field.get_default(call_default_factory=True)
+        text = (field.description or "").rstrip(".")
+        if default not in (None, False, [], {}) and not field.is_required():
+            text += f" (default: {default})"
+        job.add_argument(flag, dest=f"job__{name}", default=argparse.SUPPRESS, help=text, **spec)
+    job.add_argument(
+        "--pages",
+        dest="job__pages",
+        type=parse_page_selection,
+        metavar="PAGES",
+        default=argparse.SUPPRESS,
+        help=BatchOptions.model_fields["pages"].description,
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", help="built-in task name, labelr config.json, schema .json, or module:Class")
+    which.add_argument("--schema", metavar="FILE", help="a JSON Schema file (or labelr config.json)")
+    parser.add_argument("--instructions", help="instructions for the model (replace the task's own)")
+    parser.add_argument("--config", metavar="FILE", help="ExtractionConfig as YAML/JSON; flags override it")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show engine logs")
+    add_config_arguments(parser, ExtractionConfig)
+    return parser
+
+
+def _batch_options(args: argparse.Namespace) -> BatchOptions:
+    from pydantic import ValidationError
+
+    given = {k.removeprefix("job__"): v for k, v in vars(args).items() if k.startswith("job__")}
+    try:
+        return BatchOptions(**given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(options)'}: {e['msg']}" for e in exc.errors())
+        raise DocExtractError(f"invalid options: {problems}") from None
+
+
+def _quiet_engine_logs(verbose: bool) -> None:
+    # Set before Ray starts: init_ray forwards VLLM_* and TQDM_* to the workers.
+    if not verbose:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+
+def _stop_on_sigterm() -> Any:
+    """``ray job stop`` sends SIGTERM: unwind (so finished results are written), then exit 143.
+    Returns the previous handler."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def run_job(options: BatchOptions, config: ExtractionConfig, task: TaskSpec) -> JobSummary:
+    """Plan the inputs, connect to Ray, run the pipeline; return the :class:`~batch.summary.JobSummary`."""
+    import ray
+
+    from batch.inputs import plan_inputs
+    from batch.outputs import write_config
+    from batch.pipeline import build_dataset, run_pipeline
+    from batch.resume import done_ids, prepare_output
+    from docextract.ray_runtime import init_ray
+
+    out_dir = Path(options.output)
+    # Inputs and the output folder are checked before Ray or the engine start: a typo fails in a second.
+    plan = plan_inputs(options.inputs, options)
+    for source in plan.sources:
+        if source.skipped:
+            shown = ", ".join(source.skipped[:5]) + (", ..." if len(source.skipped) > 5 else "")
+            _report(f"{source.spec}: skipped {len(source.skipped)} files that are not images or PDFs ({shown})")
+    prepare_output(out_dir)
+    write_config(out_dir, task.labelr_config())
+    done = done_ids(out_dir, retry_errors=options.retry_errors)
+    if done:
+        _report(f"resuming: {len(done)} rows already in {out_dir} are skipped")
+
+    started_ray = not ray.is_initialized()
+    init_ray(options.address, num_cpus=options.num_cpus)
+    try:
+        ds = build_dataset(plan, options, config, task, frozenset(done))
+        return run_pipeline(
+            ds,
+            options=options,
+            out_dir=out_dir,
+            meta_type=plan.meta_type,
+            done=done,
+            task=task,
+            model=config.model_name,
+            report=_report,
+        )
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m batch.run`` and ``docextract batch``."""
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    _quiet_engine_logs(args.verbose)
+    try:
+        from docextract.tasks import load_task
+
+        options = _batch_options(args)
+        config = load_config(args.config, **config_overrides(args))
+        task = load_task(
+            args.task or args.schema, instructions=args.instructions, backend=config.structured_output_backend
+        )
+        for warning in task.warnings:
+            _report(f"warning: {warning}")
+    except DocExtractError as exc:
+        _report(f"error: {exc.message}")
+        return EXIT_USAGE
+    previous = _stop_on_sigterm() if _in_main_thread() else None
+    try:
+        summary = run_job(options, config, task)
+    except DocExtractError as exc:
+        _report(f"error: {exc.message}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _report("interrupted; finished rows are kept, run again to resume")
+        return 130
+    except SystemExit as exc:
+        _report("stopped; finished rows are kept, run again to resume")
+        return int(exc.code or 1)
+    except Exception as exc:  # the pipeline failed: one line, and what was written stays
+        _report(f"the job failed: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    print(f"docextract batch: {summary.one_line()}", flush=True)
+    return EXIT_OK
+
+
+def _in_main_thread() -> bool:
+    """Signal handlers can only be set from the main thread."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

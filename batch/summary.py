@@ -1,0 +1,71 @@
+"""The job's summary: ``summary.json`` and the one line printed at the end.
+
+Counts (``rows``, ``valid``, ``invalid``, ``errors``) are read back from the
+part files, so they describe the whole output folder, earlier runs included.
+Rates describe this run: ``images_per_s`` and ``tokens_per_s`` over the
+run's wall time (engine start included); ``generating_images_per_s`` over
+the engines' busy window, from the first request submitted to the last one
+finished (read from the rows' ``finished_at`` and ``generation_s``): the
+figure to compare with an engine that is already up.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["JobSummary", "RunStats"]
+
+
+class RunStats(BaseModel):
+    """What this run did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    resumed_rows: int = Field(description="Rows already in the output when this run started (skipped).")
+    rows: int = Field(description="Rows this run wrote.")
+    valid: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    parts: int
+    wall_s: float
+    first_result_s: float | None = Field(description="From start to the first result (engine start included).")
+    images_per_s: float
+    tokens_per_s: float = Field(description="Prompt + completion tokens per second of wall time.")
+    generating_s: float | None = Field(description="From the first request submitted to the last one finished.")
+    generating_images_per_s: float | None = Field(description="Rows that reached an engine, per generating_s.")
+    actors: tuple[int, int]
+    batch_size: int
+    max_in_flight: int
+
+
+class JobSummary(BaseModel):
+    """The whole output folder, and this run."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    output: str
+    task: str
+    task_version: str
+    model: str
+    rows: int
+    valid: int
+    invalid: int
+    errors: int
+    error_kinds: dict[str, int]
+    duplicate_ids: int
+    prompt_tokens: int
+    completion_tokens: int
+    images_per_s: float
+    tokens_per_s: float
+    wall_s: float
+    run: RunStats
+
+    def one_line(self) -> str:
+        resumed = f", {self.run.resumed_rows} already done" if self.run.resumed_rows else ""
+        return (
+            f"{self.rows} rows ({self.valid} valid, {self.invalid} invalid, {self.errors} errors){resumed}; "
+            f"this run: {self.run.rows} rows in {self.wall_s:.1f} s, {self.images_per_s:.2f} images/s, "
+            f"{self.tokens_per_s:.0f} tokens/s -> {self.output}"
+        )

@@ -1,0 +1,449 @@
+"""Benchmark the batch pipeline against raw vLLM offline and Ray Data LLM on the same images.
+
+The same N generated images (PNG files, ``--side`` pixels square), the same
+small fixed schema, the same prompt text (the model's chat template through
+:mod:`docextract.prompts`), the same engine arguments (prefix caching off),
+greedy decoding capped at ``--max-tokens``, through:
+
+* ``pipeline``: ``python -m batch.run`` on an embedded local Ray: CPU tasks
+  read, decode and resize; one engine actor (``ExtractionEngine``) generates;
+  the driver writes Parquet parts;
+* ``raw_vllm``: ``vllm.LLM.generate`` on all prompts in one process (images
+  loaded with the same preprocessing, in the timed section);
+* ``raydata_llm``: Ray Data LLM's ``vLLMEngineProcessorConfig`` processor.
+  Its multimodal stage is tried first as documented (``prepare_multimodal_stage``
+  + ``chat_template_stage``); where that cannot run, the reason is recorded and
+  the processor runs again with those stages off, given the prompt text and the
+  images by hand (``prompt`` + ``multimodal_data`` columns).
+
+Each path runs in its own process (one engine in memory at a time) and reports
+two rates: ``end_to_end_images_per_s`` (engine start included: what a user
+waits for) and ``generating_images_per_s`` (the engine's busy window: for raw
+vLLM the ``generate`` call, prompts and images ready; for the pipeline from
+the first request submitted to the last one finished, from the rows'
+``finished_at`` and ``generation_s``; for Ray Data LLM the same window
+estimated in its postprocess step from ``time_taken_llm``, so a little
+long). The figure we watch is ``ratio_pipeline_over_raw`` (generating), and
+its end-to-end twin.
+
+On CPU the engine's threads follow ``OMP_NUM_THREADS``; Ray sets it to an
+actor's CPUs, so both Ray paths give their engine every core (as the raw
+process has) and the embedded Ray two more logical CPUs for the CPU stages.
+The model has random weights (``docextract tiny-model --size bench``, 99 M
+parameters, not terse), so outputs often stop at ``--max-tokens``: the figures
+measure cost, not accuracy. Runs on a busy 2-core machine vary by up to 2x:
+compare figures from one run only.
+
+Usage:
+    python bench/bench_batch.py [--model DIR] [--images 64] [--side 448] [--max-tokens 64]
+                                [--paths pipeline,raw_vllm,raydata_llm] [--out bench/results/batch.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+RESULT_PREFIX = "BENCH_RESULT "
+
+#: Small and bounded: every field has a limit, so a random model's output ends early or at max_tokens.
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "label": {"type": "string", "maxLength": 16},
+        "count": {"type": "integer", "minimum": 0, "maximum": 99},
+        "on_sale": {"type": "boolean"},
+    },
+    "required": ["label", "count", "on_sale"],
+    "additionalProperties": False,
+}
+INSTRUCTIONS = "Read the price tag: its label, how many items it shows, and whether it is on sale."
+
+
+# --- shared setup ----------------------------------------------------------------------------
+
+
+def _make_images(folder: Path, n: int, side: int) -> None:
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = Image.new("RGB", (side, side), (255 - 5 * i % 255, 40 + 3 * i % 200, 90))
+        ImageDraw.Draw(img).text((10, 10 + i % 50), f"price {i}.99 EUR", fill="black")
+        img.save(folder / f"tag{i:04d}.png")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from docextract.config import ExtractionConfig
+
+    return ExtractionConfig(
+        model=args.model,
+        max_model_len=4096,
+        enforce_eager=True,
+        sampling={"max_tokens": args.max_tokens},
+        preprocess={"max_pixels": args.side * args.side},
+        engine_kwargs={"enable_prefix_caching": False},
+    )
+
+
+def _engine_args(config: Any) -> dict[str, Any]:
+    """Exactly the vLLM arguments ``ExtractionEngine`` would use, without starting one."""
+    from docextract.engine import ExtractionEngine, cpu_only
+    from docextract.model_source import resolve_model
+
+    stub = ExtractionEngine.__new__(ExtractionEngine)
+    stub.config, stub.model_path, stub._cpu = config, resolve_model(config.model), cpu_only()
+    return stub.engine_args()
+
+
+def _prompts(args: argparse.Namespace, config: Any, task: Any) -> tuple[list[str], list[Any]]:
+    """(prompt texts, model-ready images) as the engine builds them."""
+    from transformers import AutoProcessor
+
+    from docextract.documents import load_document
+    from docextract.prompts import build_messages, render_prompt
+
+    processor = AutoProcessor.from_pretrained(args.model)
+    text = render_prompt(processor, build_messages(task, 1, include_schema=config.include_schema_in_prompt))
+    paths = sorted(Path(args.images_dir).glob("*.png"))
+    images = [load_document(p, options=config.preprocess).pages[0].image for p in paths]
+    return [text] * len(images), images
+
+
+def _is_valid(text: str, finish_reason: str | None) -> bool:
+    """Parses and conforms; cut at max_tokens is invalid (Ray Data LLM reports no finish reason:
+    there a cut output fails to parse)."""
+    import jsonschema
+
+    try:
+        jsonschema.validate(json.loads(text, strict=False), SCHEMA)
+    except (ValueError, jsonschema.ValidationError):
+        return False
+    return finish_reason in (None, "stop")
+
+
+# --- the paths, each run in its own process -------------------------------------------------
+
+
+def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    from batch.run import main as batch_main
+
+    cores = os.cpu_count() or 2
+    out = Path(args.work) / "pipeline-out"
+    argv = ["--input", args.images_dir, "--output", str(out), "--task", args.task_file, "--model", args.model,
+            "--max-model-len", "4096", "--enforce-eager", "--max-pixels", str(args.side * args.side),
+            "--max-tokens", str(args.max_tokens), "--engine-kwargs", '{"enable_prefix_caching": false}',
+            "--num-cpus", str(cores + 2), "--cpus-per-engine", str(cores),
+            "--batch-size", str(args.batch_size), "--max-in-flight", str(args.max_in_flight)]  # fmt: skip
+    started = time.perf_counter()
+    code = batch_main(argv)
+    wall = time.perf_counter() - started
+    if code != 0:
+        raise RuntimeError(f"batch.run exited with {code}")
+    summary = json.loads((out / "summary.json").read_text())
+    return {
+        "end_to_end_s": wall,
+        "end_to_end_images_per_s": args.images / wall,
+        "generating_images_per_s": summary["run"]["generating_images_per_s"],
+        "first_result_s": summary["run"]["first_result_s"],
+        "rows": summary["rows"],
+        "valid": summary["valid"],
+        "completion_tokens": summary["completion_tokens"],
+        "settings": {"batch_size": args.batch_size, "max_in_flight": args.max_in_flight, "cpus_per_engine": cores},
+    }
+
+
+def run_raw_vllm(args: argparse.Namespace) -> dict[str, Any]:
+    # End to end starts before vLLM is imported: the Ray paths import it inside the timed run too.
+    started = time.perf_counter()
+    from vllm import LLM, SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    from docextract.engine import prepare_environment
+    from docextract.tasks import load_task
+
+    config = _config(args)
+    task = load_task(args.task_file)
+    prepare_environment()
+    llm = LLM(**_engine_args(config))
+    ready = time.perf_counter()
+    texts, images = _prompts(args, config, task)
+    params = SamplingParams(
+        temperature=0.0,
+        max_tokens=args.max_tokens,
+        structured_outputs=StructuredOutputsParams(json=task.engine_schema, disable_any_whitespace=True),
+    )
+    prompts = [{"prompt": t, "multi_modal_data": {"image": [img]}} for t, img in zip(texts, images, strict=True)]
+    generating = time.perf_counter()
+    outputs = llm.generate(prompts, params, use_tqdm=False)
+    ended = time.perf_counter()
+    return {
+        "end_to_end_s": ended - started,
+        "end_to_end_images_per_s": args.images / (ended - started),
+        "generating_images_per_s": args.images / (ended - generating),
+        "engine_start_s": ready - started,
+        "prepare_s": generating - ready,
+        "rows": len(outputs),
+        "valid": sum(_is_valid(o.outputs[0].text, o.outputs[0].finish_reason) for o in outputs),
+        "completion_tokens": sum(len(o.outputs[0].token_ids) for o in outputs),
+    }
+
+
+def _raydata_config(args: argparse.Namespace, config: Any, *, standard: bool) -> Any:
+    from ray.data.llm import vLLMEngineProcessorConfig
+
+    cores = os.cpu_count() or 2
+    engine_kwargs = {k: v for k, v in _engine_args(config).items() if k not in ("model", "served_model_name")}
+    stages: dict[str, Any] = (
+        {"prepare_multimodal_stage": True, "chat_template_stage": True, "tokenize_stage": True}
+        if standard
+        else {"prepare_multimodal_stage": False, "chat_template_stage": False, "tokenize_stage": False}
+    )
+    return vLLMEngineProcessorConfig(
+        model_source=str(_engine_args(config)["model"]),
+        engine_kwargs=engine_kwargs,
+        batch_size=args.batch_size,
+        concurrency=1,
+        # Without a CPU bundle the engine waits for a GPU forever (ENVIRONMENT.md).
+        placement_group_config={"bundles": [{"CPU": cores}]},
+        # What ExtractionEngine sets for itself on a CPU (docextract.engine.prepare_environment).
+        runtime_env={
+            "env_vars": {
+                "OMP_NUM_THREADS": str(cores),
+                "HF_HUB_OFFLINE": "1",
+                "VLLM_CPU_KVCACHE_SPACE": "1",
+                "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+            }
+        },
+        detokenize_stage=False,
+        **stages,
+    )
+
+
+def run_raydata_llm(args: argparse.Namespace, *, standard: bool = False) -> dict[str, Any]:
+    import ray
+    from ray.data.llm import build_processor
+
+    from docextract.documents import load_document
+    from docextract.tasks import load_task
+
+    cores = os.cpu_count() or 2
+    config = _config(args)
+    task = load_task(args.task_file)
+    ray.init(num_cpus=cores + 2, include_dashboard=False, log_to_driver=True)
+    processor_config = _raydata_config(args, config, standard=standard)
+    sampling = {
+        "temperature": 0.0,
+        "max_tokens": args.max_tokens,
+        # A JSON string: a nested dict would become an Arrow struct and come back with nulls added.
+        "structured_outputs": {"json": json.dumps(task.engine_schema), "disable_any_whitespace": True},
+    }
+    if standard:
+        from PIL import Image
+
+        def preprocess(row: dict[str, Any]) -> dict[str, Any]:
+            image = Image.open(row["path"]).convert("RGB")
+            content = [{"type": "image", "image": image}, {"type": "text", "text": task.instructions}]
+            return {"messages": [{"role": "user", "content": content}], "sampling_params": sampling}
+
+    else:
+        from transformers import AutoProcessor
+
+        from docextract.prompts import build_messages, render_prompt
+
+        text = render_prompt(AutoProcessor.from_pretrained(args.model), build_messages(task, 1))
+
+        def preprocess(row: dict[str, Any]) -> dict[str, Any]:
+            image = load_document(row["path"], options=config.preprocess).pages[0].image
+            return {"prompt": text, "multimodal_data": {"image": [image]}, "sampling_params": sampling}
+
+    def postprocess(row: dict[str, Any]) -> dict[str, Any]:
+        now = time.time()
+        took = float(row.get("time_taken_llm") or 0.0)
+        return {
+            "text": row["generated_text"],
+            "tokens": int(row.get("num_generated_tokens") or 0),
+            "submitted_at": now - took,
+            "finished_at": now,
+        }
+
+    processor = build_processor(processor_config, preprocess=preprocess, postprocess=postprocess)
+    paths = [{"path": str(p)} for p in sorted(Path(args.images_dir).glob("*.png"))]
+    if standard:
+        paths = paths[:2]  # a probe: it either runs (then rerun it with every image) or says why not
+    started = time.perf_counter()
+    first_at, rows = None, []
+    for batch in processor(ray.data.from_items(paths)).iter_batches(batch_size=None, batch_format="pyarrow"):
+        first_at = first_at or time.perf_counter()
+        rows.extend(batch.to_pylist())
+    ended = time.perf_counter()
+    ray.shutdown()
+    if standard:
+        return {
+            "probe": f"ran on {len(paths)} images",
+            "rows": len(rows),
+            "sample_output": rows[0]["text"] if rows else None,
+        }
+    window = max(r["finished_at"] for r in rows) - min(r["submitted_at"] for r in rows) if rows else 0.0
+    return {
+        "end_to_end_s": ended - started,
+        "end_to_end_images_per_s": args.images / (ended - started),
+        "generating_images_per_s": len(rows) / window if window > 0 else None,
+        "first_result_s": None if first_at is None else first_at - started,
+        "rows": len(rows),
+        "valid": sum(_is_valid(r["text"], None) for r in rows),
+        "sample_output": rows[0]["text"] if rows else None,
+        "completion_tokens": sum(r["tokens"] for r in rows),
+        "stages": "multimodal and chat-template stages" if standard else "stages off; prompt + images given by hand",
+    }
+
+
+PATHS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "pipeline": run_pipeline,
+    "raw_vllm": run_raw_vllm,
+    "raydata_llm_standard": lambda args: run_raydata_llm(args, standard=True),
+    "raydata_llm": run_raydata_llm,
+}
+
+
+# --- orchestration ---------------------------------------------------------------------------
+
+
+def _run_path(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one path in a fresh process; its figures, or why there are none."""
+    cmd = [sys.executable, __file__, "--run", name, "--model", args.model, "--images", str(args.images),
+           "--side", str(args.side), "--max-tokens", str(args.max_tokens), "--batch-size", str(args.batch_size),
+           "--max-in-flight", str(args.max_in_flight), "--images-dir", args.images_dir, "--task-file", args.task_file,
+           "--work", args.work]  # fmt: skip
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.path_timeout)
+    except subprocess.TimeoutExpired as exc:
+        tail = (exc.stderr or b"")[-1500:]
+        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
+        return {"error": f"no result within {args.path_timeout} s (killed)", "log_tail": tail}
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])
+    log = proc.stdout + proc.stderr
+    return {
+        "error": f"exited with {proc.returncode} after {time.perf_counter() - started:.0f} s",
+        "reason": _root_cause(log),
+        "log_tail": _error_lines(log),
+    }
+
+
+def _root_cause(log: str) -> str | None:
+    """The first plain ``SomeError: message`` line of a failed run (wrappers such as
+    ``ray.exceptions.RayTaskError`` come later and name the module)."""
+    found = re.search(r"^(?:\x1b\[[0-9;]*m)?\s*(\w+(?:Error|Exception): .+)$", log, re.MULTILINE)
+    return found.group(1).strip() if found else None
+
+
+def _error_lines(log: str) -> str:
+    """The lines of a failed run's log that say why (exceptions), else its tail."""
+    lines = [line for line in log.splitlines() if "Error" in line or "error:" in line or "Exception" in line]
+    return "\n".join(dict.fromkeys(lines[-12:])) if lines else log[-1500:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model directory (default: build the bench model in .cache/)")
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--side", type=int, default=448, help="image side in pixels")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-in-flight", type=int, default=64)
+    parser.add_argument("--paths", default="pipeline,raw_vllm,raydata_llm", help="comma-separated: " + ",".join(PATHS))
+    parser.add_argument("--path-timeout", type=float, default=420, help="seconds one path may take")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "batch.json"))
+    # Internal: run one path in this process.
+    parser.add_argument("--run", choices=list(PATHS), help=argparse.SUPPRESS)
+    parser.add_argument("--images-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--task-file", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.run:
+        print(RESULT_PREFIX + json.dumps(PATHS[args.run](args)), flush=True)
+        return
+
+    if not args.model:
+        from docextract.tiny_model import BENCH, build_tiny_model
+
+        args.model = str(build_tiny_model(ROOT / ".cache" / "bench-qwen2vl", BENCH))
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as work:
+        args.work = work
+        args.images_dir = str(Path(work) / "images")
+        args.task_file = str(Path(work) / "config.json")
+        Path(args.task_file).write_text(json.dumps({"instructions": INSTRUCTIONS, "json_schema": SCHEMA}))
+        _make_images(Path(args.images_dir), args.images, args.side)
+        names = [p for p in args.paths.split(",") if p]
+        if "raydata_llm" in names:
+            names.insert(names.index("raydata_llm"), "raydata_llm_standard")
+        results = {}
+        load_before = os.getloadavg()
+        for name in names:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            results[name] = _run_path(name, args)
+
+    pipeline, raw = results.get("pipeline", {}), results.get("raw_vllm", {})
+
+    def ratio(key: str) -> float | None:
+        if pipeline.get(key) and raw.get(key):
+            return pipeline[key] / raw[key]
+        return None
+
+    figures = {
+        "benchmark": "batch",
+        "model": args.model,
+        "images": args.images,
+        "image_side": args.side,
+        "max_tokens": args.max_tokens,
+        "schema": SCHEMA,
+        "paths": results,
+        "ratio_pipeline_over_raw": ratio("generating_images_per_s"),
+        "ratio_pipeline_over_raw_end_to_end": ratio("end_to_end_images_per_s"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            # Other work on the machine changes every figure: the 1/5/15-minute load, before and after.
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+        },
+        "note": "random-weight model: cost, not accuracy; compare only within one run",
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+
+    print(f"{'path':<22}{'generating img/s':>18}{'end-to-end img/s':>18}  valid")
+    for name, r in results.items():
+        if "error" in r or "probe" in r:
+            print(f"{name:<22}  {r.get('error') or r['probe']}: {r.get('reason') or ''}")
+            continue
+        rate = f"{r['generating_images_per_s']:.2f}" if r.get("generating_images_per_s") else "-"
+        print(f"{name:<22}{rate:>18}{r['end_to_end_images_per_s']:>18.2f}  {r['valid']}/{r['rows']}")
+    for key in ("ratio_pipeline_over_raw", "ratio_pipeline_over_raw_end_to_end"):
+        value = figures[key]
+        print(f"{key}: {value:.3f}" if value is not None else f"{key}: -")
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    main()

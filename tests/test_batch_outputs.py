@@ -1,0 +1,113 @@
+"""Batch outputs and resume, without Ray: atomic part files, each id once, labelr's
+config.json, summaries counted from the files, and the command line's usage errors."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batch.outputs import PartWriter, count_results, write_config
+from batch.resume import done_ids, list_parts, prepare_output
+from batch.rows import result_schema, table
+from batch.run import build_parser, main
+from docextract.errors import DocExtractError
+
+META = pa.struct([("path", pa.string())])
+
+
+def _results(ids: list[str], *, errors: frozenset[str] = frozenset()) -> pa.Table:
+    rows = []
+    for row_id in ids:
+        row = {"image_id": row_id, "meta": json.dumps({"path": f"/in/{row_id}"}), "task": "t", "pages": []}
+        if row_id in errors:
+            row.update(error="broken", error_kind="corrupt_image", valid=False)
+        else:
+            row.update(output='{"a":1}', valid=True, prompt_tokens=10, completion_tokens=3)
+        rows.append(row)
+    return table(rows, result_schema(False))
+
+
+def _writer(out, written=None, **kw) -> PartWriter:
+    kw.setdefault("part_rows", 3)
+    kw.setdefault("flush_s", 3600)
+    return PartWriter(out, "run1", meta_type=META, written=set(written or ()), **kw)
+
+
+def test_part_writer_writes_whole_parts_and_each_id_once(tmp_path):
+    writer = _writer(tmp_path, written={"old"})
+    writer.add(_results(["a", "b"]))
+    assert list_parts(tmp_path) == []  # below part_rows: still buffered
+    writer.add(_results(["c", "d", "old", "a"]))  # "old" from an earlier run, "a" from this one: dropped
+    assert [p.name for p in list_parts(tmp_path)] == ["part-run1-00000.parquet"]
+    writer.close()
+    parts = list_parts(tmp_path)
+    assert len(parts) == 2 and writer.duplicates_dropped == 2
+    t = pq.read_table(parts)
+    assert sorted(t.column("image_id").to_pylist()) == ["a", "b", "c", "d"]
+    assert t.schema.field("meta").type == META  # JSON in flight, the job's meta type on disk
+    assert t.column("meta").to_pylist()[0] == {"path": "/in/a"}
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_part_writer_flushes_on_time(tmp_path):
+    writer = _writer(tmp_path, part_rows=1000, flush_s=0.001)
+    writer.add(_results(["a"]))
+    writer.add(_results(["b"]))
+    assert sum(pq.read_metadata(p).num_rows for p in list_parts(tmp_path)) >= 1
+
+
+def test_resume_done_ids_retry_errors_and_leftovers(tmp_path):
+    writer = _writer(tmp_path)
+    writer.add(_results(["a", "b", "c", "d"], errors=frozenset({"b", "d"})))
+    writer.close()
+    (tmp_path / ".part-run0-00000.parquet.tmp").write_bytes(b"half a file")
+    prepare_output(tmp_path)
+    assert not (tmp_path / ".part-run0-00000.parquet.tmp").exists()
+    assert done_ids(tmp_path) == {"a", "b", "c", "d"}
+    counts = count_results(list_parts(tmp_path))
+    assert (counts["rows"], counts["valid"], counts["invalid"], counts["errors"]) == (4, 2, 0, 2)
+    assert counts["error_kinds"] == {"corrupt_image": 2} and counts["duplicate_ids"] == 0
+    # --retry-errors: error rows leave the output first, so a retried id is never there twice.
+    assert done_ids(tmp_path, retry_errors=True) == {"a", "c"}
+    assert sorted(pq.read_table(list_parts(tmp_path)).column("image_id").to_pylist()) == ["a", "c"]
+
+
+def test_config_json_is_labelr_and_guards_the_output(tmp_path):
+    config = {"instructions": "Read it.", "json_schema": {"type": "object"}}
+    write_config(tmp_path, config)
+    assert json.loads((tmp_path / "config.json").read_text()) == config
+    write_config(tmp_path, config)  # the same task again: a resume
+    with pytest.raises(DocExtractError, match="another task"):
+        write_config(tmp_path, {**config, "instructions": "Something else."})
+
+
+def test_options_come_from_the_models():
+    args = build_parser().parse_args(
+        ["--input", "a", "--input", "b", "--output", "o", "--task", "invoice", "--pages", "1,3-4",
+         "--num-actors", "2", "--max-in-flight", "8", "--flush-seconds", "5", "--max-tokens", "7", "--pdf-dpi", "100"]
+    )  # fmt: skip
+    assert args.job__inputs == ["a", "b"] and args.job__pages == [1, 3, 4]
+    assert args.job__num_actors == 2 and args.job__flush_s == 5.0
+    assert args.cfg__sampling__max_tokens == 7 and args.cfg__preprocess__pdf_dpi == 100
+    assert not hasattr(args, "job__batch_size")  # not given: BatchOptions' default applies
+    assert "--tensor-parallel-size" in build_parser().format_help()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--input", "/nonexistent/dir"], "no such file"),
+        (["--input", "{tmp}", "--min-actors", "3", "--max-actors", "2"], "min_actors"),
+        (["--input", "{tmp}", "--task", "nope"], "unknown task"),
+    ],
+)
+def test_usage_errors_are_one_line_before_ray_starts(tmp_path, capsys, extra, expected):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    if "--task" not in argv:
+        argv += ["--task", "price_tag"]
+    assert main([*argv, "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err

@@ -1,0 +1,242 @@
+"""Batch jobs on a real local Ray cluster (``ray start --head``) with the tiny model.
+
+Three runs, each starting one engine actor: a folder of images, PDFs and broken
+files run from this process (checked by several tests); a labelr and a
+Hugging Face Parquet dataset through the real ``ray job submit``; and a job
+killed part-way with SIGKILL, then resumed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import jsonschema
+import pyarrow.parquet as pq
+import pytest
+from conftest import REPO
+from docfactory import image_bytes, make_pdf, raster_page, vector_page
+from PIL import Image
+from test_batch_inputs import write_hf_parquet, write_labelr_parquet
+
+from batch.resume import list_parts
+from batch.run import main
+from docextract.tasks import get_builtin_task
+
+pytestmark = pytest.mark.integration
+
+TASK = "price_tag"
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def engine_flags(model_dir) -> list[str]:
+    """The tiny model as ``tiny_config`` runs it."""
+    return ["--model", str(model_dir), "--max-model-len", "4096", "--enforce-eager", "--max-pixels", str(224 * 224),
+            "--max-tokens", "1024"]  # fmt: skip
+
+
+def read_output(out: Path):
+    parts = list_parts(out)
+    assert parts, f"no part files in {out}"
+    return pq.read_table(parts)
+
+
+def assert_outputs_validate(table) -> None:
+    schema = get_builtin_task(TASK).json_schema
+    for row in table.to_pylist():
+        if row["valid"]:
+            jsonschema.validate(json.loads(row["output"]), schema)
+        else:
+            assert row["output"] is None and row["error"], row
+
+
+# --- a folder of images, PDFs and broken files, run from this process ---------------------------
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("batch-in")
+    (root / "shelf").mkdir()
+    for i in range(20):
+        fmt = "JPEG" if i % 2 else "PNG"
+        name = f"shelf/tag{i:02d}.{'jpg' if fmt == 'JPEG' else 'png'}" if i < 10 else f"tag{i:02d}.png"
+        (root / name).write_bytes(image_bytes((120 + i, 90), color=(i * 12, 200 - i * 5, 60), fmt=fmt))
+    (root / "invoice.pdf").write_bytes(make_pdf([vector_page(), vector_page(), vector_page()]))
+    (root / "shelf" / "scan.pdf").write_bytes(make_pdf([raster_page(dpi=72, seed=s) for s in range(3)]))
+    pdf = make_pdf([vector_page(), vector_page()])
+    (root / "truncated.pdf").write_bytes(pdf[: len(pdf) // 3])
+    (root / "corrupt.png").write_bytes(image_bytes()[:40] + b"\x00" * 64)
+    (root / "notes.jpg").write_text("not an image, only a name that says so")
+    (root / "README.txt").write_text("not an input: skipped by extension")
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder_run(folder, ray_driver, tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("batch-out") / "out"
+    argv = ["--input", str(folder), "--output", str(out), "--task", TASK, *engine_flags(tiny_model_dir),
+            "--address", ray_driver.address, "--batch-size", "4", "--max-in-flight", "8", "--include-images"]  # fmt: skip
+    started = time.monotonic()
+    code = main(argv)
+    return code, out, time.monotonic() - started
+
+
+@pytest.mark.timeout(600)
+def test_folder_gives_one_row_per_image_and_page_and_one_error_row_per_broken_file(folder_run):
+    code, out, _ = folder_run
+    assert code == 0
+    t = read_output(out)
+    ids = t.column("image_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 29
+    expected = {f"shelf/tag{i:02d}.{'jpg' if i % 2 else 'png'}" for i in range(10)} | {
+        f"tag{i:02d}.png" for i in range(10, 20)
+    }
+    expected |= {f"invoice.pdf#page={n}" for n in (1, 2, 3)} | {f"shelf/scan.pdf#page={n}" for n in (1, 2, 3)}
+    expected |= {"truncated.pdf", "corrupt.png", "notes.jpg"}
+    assert set(ids) == expected
+    rows = {r["image_id"]: r for r in t.to_pylist()}
+    errors = {i: r["error_kind"] for i, r in rows.items() if r["error"]}
+    assert errors == {"truncated.pdf": "corrupt_pdf", "corrupt.png": "corrupt_image", "notes.jpg": "unsupported_type"}
+    assert sum(r["valid"] for r in rows.values()) == 26
+    assert_outputs_validate(t)
+    page = rows["shelf/scan.pdf#page=2"]
+    assert (page["source"], page["pages"], page["task"]) == ("shelf/scan.pdf", [2], TASK)
+    assert page["prompt_tokens"] > 0 and page["completion_tokens"] > 0 and page["model"].endswith("tiny-qwen2vl")
+
+
+@pytest.mark.timeout(60)
+def test_folder_output_is_a_labelr_dataset(folder_run, folder):
+    _, out, _ = folder_run
+    t = read_output(out)
+    assert t.schema.names[:4] == ["image_id", "image", "output", "meta"]
+    assert json.loads((out / "config.json").read_text()) == get_builtin_task(TASK).labelr_config()
+    row = next(r for r in t.to_pylist() if r["image_id"] == "invoice.pdf#page=2")
+    image = Image.open(io.BytesIO(row["image"]["bytes"]))  # the page the model saw, as PNG
+    assert image.format == "PNG" and image.width * image.height <= 224 * 224
+    assert row["meta"] == {"path": str(folder / "invoice.pdf")}
+
+
+@pytest.mark.timeout(60)
+def test_folder_summary_counts_the_output(folder_run):
+    _, out, wall = folder_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["rows"], summary["valid"], summary["invalid"], summary["errors"]) == (29, 26, 0, 3)
+    assert summary["duplicate_ids"] == 0 and summary["run"]["resumed_rows"] == 0
+    assert summary["images_per_s"] > 0 and summary["tokens_per_s"] > 0
+    assert 0 < summary["wall_s"] <= wall
+
+
+# --- Parquet datasets: a local driver killed part-way, resumed with `ray job submit` -------------
+
+
+def _submit(cluster, submission_id: str, entrypoint: list[str], timeout: float) -> subprocess.CompletedProcess:
+    runtime_env = {
+        # .gitignore already keeps .venv, .cache and build outputs out of the upload.
+        "excludes": [".git", ".mypy_cache", ".ruff_cache", ".pytest_cache", "*.egg-info"],
+        # Also set by the driver's own forwarding: the two must merge (docextract.ray_runtime).
+        "env_vars": {"HF_HUB_OFFLINE": "1"},
+    }
+    cmd = [RAY, "job", "submit", "--address", cluster.dashboard_url, "--submission-id", submission_id,
+           "--working-dir", str(REPO), "--runtime-env-json", json.dumps(runtime_env), "--", *entrypoint]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def resumed_job(ray_cluster, tiny_model_dir, tmp_path_factory):
+    """A labelr and an HF dataset: a local driver runs them one request at a time and is
+    killed with SIGKILL once a few rows are written (a crash: no flush, no cleanup); the
+    same job is then submitted with ``ray job submit`` and runs to the end."""
+    from ray.job_submission import JobSubmissionClient
+
+    tmp = tmp_path_factory.mktemp("batch-job")
+    labelr_ids = write_labelr_parquet(tmp / "labelr.parquet", 30, broken=1)
+    (tmp / "hf").mkdir()
+    write_hf_parquet(tmp / "hf" / "train-00000-of-00001.parquet", 3)
+    out = tmp / "out"
+    job = ["-m", "batch.run", "--input", str(tmp / "labelr.parquet"), "--input", str(tmp / "hf"),
+           "--output", str(out), "--task", TASK, *engine_flags(tiny_model_dir)]  # fmt: skip
+
+    # One request at a time and one row per part, so parts appear one by one.
+    slow = ["--batch-size", "1", "--max-in-flight", "1", "--part-rows", "1"]
+    log = open(tmp / "killed.log", "wb")  # noqa: SIM115 - closed below
+    first = subprocess.Popen(
+        [sys.executable, *job, *slow, "--address", ray_cluster.address],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while len(list_parts(out)) < 3 and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling the output folder, bounded by the deadline
+        finished_early = first.poll() is not None
+        os.killpg(first.pid, signal.SIGKILL)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait(30)
+        log.close()
+    assert not finished_early, (tmp / "killed.log").read_text()[-3000:]
+    done_before = pq.read_table(list_parts(out)).num_rows
+
+    submission_id = f"docextract-batch-test-{uuid.uuid4().hex[:8]}"
+    proc = _submit(ray_cluster, submission_id, [sys.executable, *job, "--batch-size", "8"], timeout=420)
+    client = JobSubmissionClient(ray_cluster.dashboard_url)
+    return {
+        "out": out,
+        "labelr_ids": labelr_ids,
+        "hf_ids": [f"train-00000-of-00001.parquet#row={i}" for i in range(3)],
+        "done_before": done_before,
+        "status": client.get_job_status(submission_id),
+        "logs": client.get_job_logs(submission_id),
+        "submit": proc,
+    }
+
+
+@pytest.mark.timeout(900)  # the module fixture's two runs count here
+def test_job_submitted_with_ray_job_submit_succeeds_and_completes_the_output(resumed_job):
+    from ray.job_submission import JobStatus
+
+    proc = resumed_job["submit"]
+    assert resumed_job["status"] == JobStatus.SUCCEEDED, f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+    assert "33 rows (32 valid, 0 invalid, 1 errors)" in resumed_job["logs"]
+    t = read_output(resumed_job["out"])
+    assert sorted(t.column("image_id").to_pylist()) == sorted(resumed_job["labelr_ids"] + resumed_job["hf_ids"])
+
+
+@pytest.mark.timeout(60)
+def test_killed_job_resumes_with_every_row_exactly_once(resumed_job):
+    done_before = resumed_job["done_before"]
+    assert 3 <= done_before < 33, f"{done_before} rows were done when the job was killed"
+    out = resumed_job["out"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["resumed_rows"] == done_before
+    assert summary["run"]["rows"] == 33 - done_before
+    assert summary["rows"] == 33 and summary["duplicate_ids"] == 0
+    ids = read_output(out).column("image_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 33
+    assert not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.timeout(60)
+def test_labelr_parquet_round_trips(resumed_job):
+    out, labelr_ids = resumed_job["out"], resumed_job["labelr_ids"]
+    t = read_output(out)
+    rows = {r["image_id"]: r for r in t.to_pylist()}
+    assert t.schema.names[:3] == ["image_id", "output", "meta"]
+    assert rows[labelr_ids[-1]]["error_kind"] == "unsupported_type"  # the broken row, kept with its error
+    assert_outputs_validate(t)
+    # labelr's meta comes back as it went in; the HF rows say where they came from.
+    assert rows[labelr_ids[0]]["meta"]["barcode"] == "3000000000000"
+    assert rows[labelr_ids[0]]["meta"]["image_url"] == "https://images.example/0.jpg"
+    hf_row = rows[resumed_job["hf_ids"][2]]["meta"]
+    assert hf_row["row"] == 2 and hf_row["label"] == 2
+    assert json.loads((out / "config.json").read_text()) == get_builtin_task(TASK).labelr_config()
