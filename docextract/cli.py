@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_engine_logs(verbose: bool) -> None:
+    # stdout carries results (JSON lines); vLLM logs to stdout unless told otherwise.
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     if verbose:
         return
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")

@@ -142,11 +142,14 @@ def test_cli_without_a_config_serves_one_model_with_the_models_defaults():
     assert http["port"] == 8123
 
 
-def test_cli_usage_errors_exit_2_without_starting_ray(capsys):
+def test_cli_usage_errors_exit_2_without_starting_ray(capsys, monkeypatch):
     import ray
 
+    def no_ray(*args, **kwargs):
+        raise AssertionError("a usage error must be reported before Ray starts")
+
+    monkeypatch.setattr(ray, "init", no_ray)
     assert serve_main(["--model", "m", "--max-replicas", "0"]) == 2
     assert "max_replicas" in capsys.readouterr().err
     assert serve_main(["--model", "m", "--detach"]) == 2
     assert "--detach needs a cluster" in capsys.readouterr().err
-    assert not ray.is_initialized()
