@@ -111,3 +111,22 @@ def test_usage_errors_are_one_line_before_ray_starts(tmp_path, capsys, extra, ex
     assert main([*argv, "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+
+
+def test_docextract_batch_subcommand_is_this_command_line(capsys):
+    from docextract.cli import main as docextract_main
+
+    assert docextract_main(["batch", "--input", "/nonexistent/dir", "--output", "/tmp/x", "--task", "price_tag"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_a_submitted_jobs_env_vars_are_not_forwarded_twice(monkeypatch):
+    """`ray job submit --runtime-env-json '{"env_vars": ...}'` puts the job's variables in the
+    driver's environment; Ray refuses a ray.init runtime_env that sets one of them again."""
+    from docextract.ray_runtime import submitted_job_env_vars
+
+    monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR", raising=False)
+    assert submitted_job_env_vars() == {}
+    job = {"runtime_env": {"working_dir": "gcs://pkg.zip", "env_vars": {"HF_HUB_OFFLINE": "1"}}}
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps(job))
+    assert submitted_job_env_vars() == {"HF_HUB_OFFLINE": "1"}
