@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from batch.options import BatchOptions
 from docextract.cli_options import add_config_arguments, config_overrides
 from docextract.config import ExtractionConfig, load_config
-from docextract.errors import DocExtractError
+from docextract.errors import DocExtractError, validation_problems
 
 if TYPE_CHECKING:
     from batch.summary import JobSummary
@@ -110,8 +110,7 @@ def _batch_options(args: argparse.Namespace) -> BatchOptions:
     try:
         return BatchOptions(**given)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(options)'}: {e['msg']}" for e in exc.errors())
-        raise DocExtractError(f"invalid options: {problems}") from None
+        raise DocExtractError(f"invalid options: {validation_problems(exc, root='(options)')}") from None
 
 
 def _quiet_engine_logs(verbose: bool) -> None:

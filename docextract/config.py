@@ -16,9 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from docextract.documents import PreprocessOptions
-from docextract.errors import DocExtractError
+from docextract.errors import DocExtractError, validation_problems
 
-__all__ = ["DEFAULT_MODEL", "ExtractionConfig", "PlacementConfig", "SamplingConfig", "load_config"]
+__all__ = ["DEFAULT_MODEL", "ExtractionConfig", "PlacementConfig", "SamplingConfig", "load_config", "read_config_file"]
 
 #: The production default: small enough for one 24 GB GPU, good at documents.
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
@@ -107,22 +107,29 @@ class ExtractionConfig(BaseModel):
         return self.served_model_name or self.model
 
 
+def read_config_file(path: str | pathlib.Path) -> dict[str, Any]:
+    """The mapping in a YAML (or JSON) settings file; an empty file is ``{}``.
+
+    Raises:
+        DocExtractError: unreadable file, invalid YAML, or not a mapping, as one line.
+    """
+    import yaml
+
+    path = pathlib.Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DocExtractError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise DocExtractError(f"{path}: not valid YAML: {exc}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise DocExtractError(f"{path}: a config file must hold a mapping of settings")
+    return loaded or {}
+
+
 def load_config(path: str | pathlib.Path | None = None, **overrides: Any) -> ExtractionConfig:
     """Load an :class:`ExtractionConfig` from YAML or JSON (or defaults), then apply overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        import yaml
-
-        path = pathlib.Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise DocExtractError(f"{path}: cannot read config ({exc.strerror or exc})") from None
-        except yaml.YAMLError as exc:
-            raise DocExtractError(f"{path}: not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise DocExtractError(f"{path}: a config file must hold a mapping of settings")
-        data = loaded or {}
+    data: dict[str, Any] = read_config_file(path) if path is not None else {}
     for key, value in overrides.items():
         if key in ("sampling", "preprocess", "placement") and isinstance(value, dict):
             data[key] = {**(data.get(key) or {}), **value}
@@ -133,7 +140,4 @@ def load_config(path: str | pathlib.Path | None = None, **overrides: Any) -> Ext
     try:
         return ExtractionConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise DocExtractError(f"invalid configuration: {problems}") from None
+        raise DocExtractError(f"invalid configuration: {validation_problems(exc)}") from None

@@ -8,6 +8,8 @@ is a short stable machine-readable code for clients and metrics.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "DocExtractError",
     "InputError",
@@ -15,6 +17,7 @@ __all__ = [
     "SchemaError",
     "ModelLoadError",
     "EngineError",
+    "validation_problems",
 ]
 
 
@@ -76,3 +79,9 @@ class EngineError(DocExtractError):
 
     kind = "engine_error"
     http_status = 500
+
+
+def validation_problems(exc: Any, root: str = "(root)") -> str:
+    """A Pydantic ``ValidationError`` as one line: ``field.path: message; ...``
+    (``root`` names the top level, where an error has no field path)."""
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or root}: {err['msg']}" for err in exc.errors())

@@ -36,7 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from docextract.cli_options import add_config_arguments, config_overrides
-from docextract.config import ExtractionConfig
+from docextract.config import ExtractionConfig, read_config_file
 from docextract.errors import DocExtractError
 from serve.config import (
     AutoscalingSettings,
@@ -116,17 +116,7 @@ def _file_data(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The app args and the ``http_options`` of ``--config`` (empty without one)."""
     if path is None:
         return {}, {}
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except OSError as exc:
-        raise DocExtractError(f"{path}: cannot read config ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise DocExtractError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise DocExtractError(f"{path}: a config file must hold a mapping of settings")
+    data = read_config_file(path)
     http = dict(data.get("http_options") or {}) if "applications" in data else {}
     return dict(app_args(data, path)), http
 

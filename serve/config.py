@@ -24,8 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from docextract.config import ExtractionConfig
-from docextract.errors import DocExtractError
+from docextract.config import ExtractionConfig, read_config_file
+from docextract.errors import DocExtractError, validation_problems
 
 __all__ = [
     "APP_IMPORT_PATH",
@@ -221,10 +221,6 @@ class ServeAppConfig(BaseModel):
         return value
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors())
-
-
 def app_args(data: dict[str, Any], origin: str = "serve config") -> dict[str, Any]:
     """The docextract application's ``args`` from a Serve config file, or ``data`` itself."""
     if "applications" not in data:
@@ -253,20 +249,10 @@ def load_serve_config(source: str | pathlib.Path | dict[str, Any] | ServeAppConf
     if isinstance(source, dict):
         data = source
     else:
-        import yaml
-
-        path = pathlib.Path(source)
-        origin = str(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise DocExtractError(f"{path}: cannot read config ({exc.strerror or exc})") from None
-        except yaml.YAMLError as exc:
-            raise DocExtractError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise DocExtractError(f"{path}: a config file must hold a mapping of settings")
+        origin = str(source)
+        data = read_config_file(source)
     data = app_args(data, origin)
     try:
         return ServeAppConfig.model_validate(data)
     except ValidationError as exc:
-        raise DocExtractError(f"invalid serve configuration: {_problems(exc)}") from None
+        raise DocExtractError(f"invalid serve configuration: {validation_problems(exc)}") from None

@@ -25,15 +25,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from docextract.errors import validation_problems
 from docextract.results import ExtractionResult
 from serve.errors import ApiError
 
-__all__ = ["ExtractOptions", "ExtractRequest", "ExtractResponse", "ModelInfo", "ModelList", "TaskInfo", "problems"]
-
-
-def problems(exc: ValidationError) -> str:
-    """A ValidationError as one line: ``field: message; ...``."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}" for err in exc.errors())
+__all__ = ["ExtractOptions", "ExtractRequest", "ExtractResponse", "ModelInfo", "ModelList", "TaskInfo"]
 
 
 class ExtractOptions(BaseModel):
@@ -138,4 +134,6 @@ def parse_options(fields: dict[str, Any], model_cls: type[ExtractOptions] = Extr
     try:
         return model_cls.model_validate(fields)
     except ValidationError as exc:
-        raise ApiError(400, f"invalid request: {problems(exc)}", kind="invalid_request") from None
+        raise ApiError(
+            400, f"invalid request: {validation_problems(exc, root='(body)')}", kind="invalid_request"
+        ) from None

@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from docextract.errors import DocExtractError
+from docextract.errors import DocExtractError, validation_problems
 from serve.errors import ApiError, error_body, from_docextract
 from serve.extract_api import (
     ExtractOptions,
@@ -43,7 +43,6 @@ from serve.extract_api import (
     TaskInfo,
     document_name,
     parse_options,
-    problems,
 )
 from serve.ingress import Deadline, task_name
 from serve.openai_api import (
@@ -184,7 +183,9 @@ async def _json_body(request: Request, model_cls: type[BaseModel]) -> Any:
     try:
         return model_cls.model_validate_json(body)
     except ValidationError as exc:
-        raise ApiError(400, f"invalid request: {problems(exc)}", kind="invalid_request") from None
+        raise ApiError(
+            400, f"invalid request: {validation_problems(exc, root='(body)')}", kind="invalid_request"
+        ) from None
 
 
 def _sse(payload: BaseModel | dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from docextract.config import SamplingConfig
-from docextract.errors import DocExtractError, EngineError, InputError
+from docextract.errors import DocExtractError, EngineError, InputError, validation_problems
 from serve.config import ServeAppConfig, ServedModel
 from serve.errors import ApiError, from_docextract
 from serve.inputs import reference_bytes
@@ -175,7 +175,7 @@ class Ingress:
         try:
             return SamplingConfig.model_validate({**served.sampling.model_dump(), **overrides})
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = validation_problems(exc, root="")
             raise ApiError(400, f"invalid sampling parameters: {problems}", kind="invalid_request") from None
 
     # -- inputs -------------------------------------------------------------------------------
