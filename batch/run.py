@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batch.options import BatchOptions
-from docextract.cli_options import add_config_arguments, config_overrides
-from docextract.config import ExtractionConfig, load_config
+from docextract.cli_options import add_config_arguments, add_task_arguments, config_and_task
+from docextract.config import ExtractionConfig
 from docextract.errors import DocExtractError, validation_problems
 
 if TYPE_CHECKING:
@@ -93,11 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help=BatchOptions.model_fields["pages"].description,
     )
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--task", help="built-in task name, labelr config.json, schema .json, or module:Class")
-    which.add_argument("--schema", metavar="FILE", help="a JSON Schema file (or labelr config.json)")
-    parser.add_argument("--instructions", help="instructions for the model (replace the task's own)")
-    parser.add_argument("--config", metavar="FILE", help="ExtractionConfig as YAML/JSON; flags override it")
+    add_task_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="show engine logs")
     add_config_arguments(parser, ExtractionConfig)
     return parser
@@ -176,13 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     _quiet_engine_logs(args.verbose)
     try:
-        from docextract.tasks import load_task
-
         options = _batch_options(args)
-        config = load_config(args.config, **config_overrides(args))
-        task = load_task(
-            args.task or args.schema, instructions=args.instructions, backend=config.structured_output_backend
-        )
+        config, task = config_and_task(args)
         for warning in task.warnings:
             _report(f"warning: {warning}")
     except DocExtractError as exc:

@@ -24,11 +24,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from docextract.cli_options import add_config_arguments, config_overrides
-from docextract.config import ExtractionConfig, load_config
+from docextract.cli_options import add_config_arguments, add_task_arguments, config_and_task
+from docextract.config import ExtractionConfig
 from docextract.errors import DocExtractError
+
+if TYPE_CHECKING:
+    from docextract.tasks import TaskSpec
 
 __all__ = ["main", "build_parser", "parse_page_selection"]
 
@@ -71,11 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a task on images and PDFs and print one JSON line per image or page.",
     )
     extract.add_argument("paths", nargs="+", metavar="PATH", help="image or PDF files")
-    which = extract.add_mutually_exclusive_group(required=True)
-    which.add_argument("--task", help="built-in task name, labelr config.json, schema .json, or module:Class")
-    which.add_argument("--schema", metavar="FILE", help="a JSON Schema file (or labelr config.json)")
-    extract.add_argument("--instructions", help="instructions for the model (replace the task's own)")
-    extract.add_argument("--config", metavar="FILE", help="ExtractionConfig as YAML/JSON; flags override it")
+    add_task_arguments(extract)
     extract.add_argument("--output", "-o", metavar="FILE.jsonl", help="write JSON lines here instead of stdout")
     extract.add_argument(
         "--mode",
@@ -156,14 +155,9 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _run_extract(args: argparse.Namespace, config: ExtractionConfig, out: IO[str]) -> int:
+async def _run_extract(args: argparse.Namespace, config: ExtractionConfig, task: TaskSpec, out: IO[str]) -> int:
     from docextract.documents import load_document
     from docextract.engine import ExtractionEngine
-    from docextract.tasks import load_task
-
-    task = load_task(args.task or args.schema, instructions=args.instructions, backend=config.structured_output_backend)
-    for warning in task.warnings:
-        _report(f"warning: {warning}")
 
     # Inputs are read before the engine starts, so a bad file fails in a second, not after model load.
     documents, failures = [], 0
@@ -201,11 +195,13 @@ async def _run_extract(args: argparse.Namespace, config: ExtractionConfig, out: 
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    config = load_config(args.config, **config_overrides(args))
+    config, task = config_and_task(args)
+    for warning in task.warnings:
+        _report(f"warning: {warning}")
     if args.output:
         with open(args.output, "w", encoding="utf-8") as out:
-            return asyncio.run(_run_extract(args, config, out))
-    return asyncio.run(_run_extract(args, config, sys.stdout))
+            return asyncio.run(_run_extract(args, config, task, out))
+    return asyncio.run(_run_extract(args, config, task, sys.stdout))
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

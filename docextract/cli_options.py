@@ -13,11 +13,15 @@ import argparse
 import json
 import types
 import typing
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-__all__ = ["add_config_arguments", "config_overrides"]
+if TYPE_CHECKING:
+    from docextract.config import ExtractionConfig
+    from docextract.tasks import TaskSpec
+
+__all__ = ["add_config_arguments", "add_task_arguments", "config_and_task", "config_overrides"]
 
 _NESTED = ("sampling", "preprocess", "placement")
 
@@ -88,3 +92,24 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         else:
             overrides[parts[0]] = value
     return overrides
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--task``/``--schema`` (one required), ``--instructions`` and ``--config``: what every
+    command that runs a task takes (``docextract extract``, ``batch.run``)."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", help="built-in task name, labelr config.json, schema .json, or module:Class")
+    which.add_argument("--schema", metavar="FILE", help="a JSON Schema file (or labelr config.json)")
+    parser.add_argument("--instructions", help="instructions for the model (replace the task's own)")
+    parser.add_argument("--config", metavar="FILE", help="ExtractionConfig as YAML/JSON; flags override it")
+
+
+def config_and_task(args: argparse.Namespace) -> tuple[ExtractionConfig, TaskSpec]:
+    """The config (``--config`` plus flags) and the task of :func:`add_task_arguments`'s options,
+    checked for the config's structured-output backend."""
+    from docextract.config import load_config
+    from docextract.tasks import load_task
+
+    config = load_config(args.config, **config_overrides(args))
+    task = load_task(args.task or args.schema, instructions=args.instructions, backend=config.structured_output_backend)
+    return config, task
