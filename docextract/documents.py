@@ -33,6 +33,7 @@ __all__ = [
     "Page",
     "PreprocessOptions",
     "load_document",
+    "load_model_image",
     "sniff_kind",
 ]
 
@@ -244,7 +245,12 @@ def _image_pages(
 ) -> list[Page]:
     if pages is not None and list(pages) != [1]:
         raise InputError(f"{name}: an image has a single page; pages must be [1] or omitted", kind="invalid_pages")
-    image = load_image(
+    return [Page(1, load_model_image(content, name=name, options=options), name)]
+
+
+def load_model_image(content: bytes | Image.Image, *, name: str, options: PreprocessOptions) -> Image.Image:
+    """One image, decoded and fitted to the model under ``options`` (size, pixel and budget limits)."""
+    return load_image(
         content,
         max_pixels=options.max_pixels,
         min_pixels=options.min_pixels,
@@ -252,7 +258,6 @@ def _image_pages(
         max_bytes=options.max_bytes,
         name=name,
     )
-    return [Page(1, image, name)]
 
 
 def _pdf_pages(

@@ -209,7 +209,7 @@ class Ingress:
 
     async def load_images(self, served: ServedModel, refs: list[str]) -> list[Image.Image]:
         """Chat and TGI images: fetched or decoded, then fitted to the model's pixel budget."""
-        from docextract.images import load_image
+        from docextract.documents import load_model_image
 
         if len(refs) > served.max_images_per_prompt:
             raise InputError(
@@ -218,20 +218,11 @@ class Ingress:
                 kind="too_many_images",
                 http_status=413,
             )
-        options = served.preprocess
 
         async def one(i: int, ref: str) -> Image.Image:
             name = f"image {i + 1}"
             data = await self.content(served, ref, name=name)
-            return await asyncio.to_thread(
-                load_image,
-                data,
-                max_pixels=options.max_pixels,
-                min_pixels=options.min_pixels,
-                max_image_pixels=options.max_image_pixels,
-                max_bytes=options.max_bytes,
-                name=name,
-            )
+            return await asyncio.to_thread(load_model_image, data, name=name, options=served.preprocess)
 
         return list(await asyncio.gather(*(one(i, ref) for i, ref in enumerate(refs))))
 
