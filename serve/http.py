@@ -63,6 +63,7 @@ from serve.openai_api import (
 from serve.tgi import TgiDetails, TgiRequest, TgiResponse, tgi_finish_reason, tgi_messages
 
 if TYPE_CHECKING:
+    from serve.config import ServedModel
     from serve.deployment import StreamDelta
     from serve.ingress import Ingress
 
@@ -200,7 +201,7 @@ def create_app(ingress: Ingress) -> FastAPI:
     """The service's FastAPI app over ``ingress``."""
     from docextract.tasks import builtin_task_names, get_builtin_task, task_from_schema
     from docextract.validate import validate_output
-    from serve.deployment import ChatCall, ExtractCall
+    from serve.deployment import ExtractCall
 
     app = FastAPI(
         title="docextract",
@@ -209,6 +210,12 @@ def create_app(ingress: Ingress) -> FastAPI:
     )
     limits = ingress.config.limits
     started_at = int(time.time())
+
+    def served_for(request: Request, name: str | None) -> ServedModel:
+        """The requested model, recorded on the request for the metrics' ``model`` label."""
+        served = ingress.served(name)
+        request.state.docextract_model = served.model_name
+        return served
 
     # -- errors: one shape everywhere ---------------------------------------------------------
 
@@ -275,15 +282,13 @@ def create_app(ingress: Ingress) -> FastAPI:
                     400, 'multipart requests need the document as a file part named "file"', kind="invalid_request"
                 )
             options = parse_options({k: v for k, v in form.items() if k != "file"})
-            served = ingress.served(options.model)
-            request.state.docextract_model = served.model_name
+            served = served_for(request, options.model)
             content = await upload.read()
             name, content_type = document_name(upload.filename, "upload"), upload.content_type
         elif media_type in ("application/json", ""):
             body = await _json_body(request, ExtractRequest)
             options = body
-            served = ingress.served(options.model)
-            request.state.docextract_model = served.model_name
+            served = served_for(request, options.model)
             name, content_type = document_name(body.filename, "document"), body.media_type
             content = await deadline.run(ingress.content(served, body.document, name=name, allow_bare_base64=True))
         else:
@@ -318,25 +323,16 @@ def create_app(ingress: Ingress) -> FastAPI:
     async def chat_completions(request: Request) -> ChatCompletionResponse | StreamingResponse:
         deadline = _deadline(request, limits.request_timeout_s)
         body: ChatCompletionRequest = await _json_body(request, ChatCompletionRequest)
-        served = ingress.served(body.model)
-        request.state.docextract_model = served.model_name
+        served = served_for(request, body.model)
         backend = served.structured_output_backend
         fmt = body.response_format
         key = ("response_format", fmt.model_dump_json(by_alias=True) if fmt else None, backend)
         task = await deadline.run(ingress.task(key, lambda: response_task(fmt, backend)))
         messages, refs = chat_messages(body.messages)
-        images = await deadline.run(ingress.load_images(served, refs))
-        call = ChatCall(
-            messages=messages,
-            images=images,
-            engine_schema=task.engine_schema,
-            sampling=ingress.sampling(served, body.sampling_overrides()),
-        )
+        call = await ingress.chat_call(served, task, messages, refs, body.sampling_overrides(), deadline)
         cid, created = completion_id()
         if not body.stream:
-            generation = await ingress.call(served, "generate", call, deadline)
-            outcome = validate_output(generation.text, task, generation.finish_reason)
-            ingress.metrics.observe_output(served.model_name, outcome.valid, generation.usage)
+            generation, outcome = await ingress.generate(served, call, task, deadline)
             return ChatCompletionResponse(
                 id=cid,
                 created=created,
@@ -403,8 +399,7 @@ def create_app(ingress: Ingress) -> FastAPI:
         body: TgiRequest = await _json_body(request, TgiRequest)
         if body.stream:
             raise ApiError(400, "streaming is served by /v1/chat/completions (stream: true)", kind="invalid_request")
-        served = ingress.served(body.model)
-        request.state.docextract_model = served.model_name
+        served = served_for(request, body.model)
         schema = body.grammar_schema()
         backend = served.structured_output_backend
         key = ("grammar", json.dumps(schema, sort_keys=True), backend)
@@ -412,16 +407,8 @@ def create_app(ingress: Ingress) -> FastAPI:
             ingress.task(key, lambda: task_from_schema(schema, name=task_name(schema), backend=backend))
         )
         messages, refs = tgi_messages(body.inputs)
-        images = await deadline.run(ingress.load_images(served, refs))
-        call = ChatCall(
-            messages=messages,
-            images=images,
-            engine_schema=task.engine_schema,
-            sampling=ingress.sampling(served, body.parameters.sampling_overrides()),
-        )
-        generation = await ingress.call(served, "generate", call, deadline)
-        outcome = validate_output(generation.text, task, generation.finish_reason)
-        ingress.metrics.observe_output(served.model_name, outcome.valid, generation.usage)
+        call = await ingress.chat_call(served, task, messages, refs, body.parameters.sampling_overrides(), deadline)
+        generation, outcome = await ingress.generate(served, call, task, deadline)
         details = None
         if body.parameters.details:
             details = TgiDetails(

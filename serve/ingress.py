@@ -22,12 +22,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from docextract.config import SamplingConfig
@@ -42,8 +43,10 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from docextract.documents import Document
+    from docextract.results import Generation
     from docextract.tasks import TaskSpec
-    from serve.deployment import StreamDelta
+    from docextract.validate import ValidationOutcome
+    from serve.deployment import ChatCall, StreamDelta
 
 __all__ = ["Deadline", "Ingress"]
 
@@ -226,25 +229,60 @@ class Ingress:
 
         return list(await asyncio.gather(*(one(i, ref) for i, ref in enumerate(refs))))
 
+    async def chat_call(
+        self,
+        served: ServedModel,
+        task: TaskSpec,
+        messages: list[dict[str, Any]],
+        refs: list[str],
+        sampling_overrides: dict[str, Any],
+        deadline: Deadline,
+    ) -> ChatCall:
+        """A chat or TGI request for the replica: its images loaded, its schema and sampling settled."""
+        from serve.deployment import ChatCall
+
+        images = await deadline.run(self.load_images(served, refs))
+        return ChatCall(
+            messages=messages,
+            images=images,
+            engine_schema=task.engine_schema,
+            sampling=self.sampling(served, sampling_overrides),
+        )
+
     # -- replica calls ------------------------------------------------------------------------
+
+    async def generate(
+        self, served: ServedModel, call: ChatCall, task: TaskSpec, deadline: Deadline
+    ) -> tuple[Generation, ValidationOutcome]:
+        """``call`` generated to the end, validated against ``task``, and counted in the metrics."""
+        from docextract.validate import validate_output
+
+        generation = await self.call(served, "generate", call, deadline)
+        outcome = validate_output(generation.text, task, generation.finish_reason)
+        self.metrics.observe_output(served.model_name, outcome.valid, generation.usage)
+        return generation, outcome
+
+    @contextlib.contextmanager
+    def _replica_call(self, served: ServedModel, cancel: Callable[[], Any], deadline: Deadline) -> Iterator[None]:
+        """How a wait on a replica ends: past the deadline, a 504; the client gone (cancelled) or
+        the deadline already spent, the replica's work is cancelled too; a replica error, its status."""
+        try:
+            yield
+        except asyncio.TimeoutError:
+            cancel()
+            self.metrics.reject(served.model_name, "timeout")
+            raise deadline.expired() from None
+        except (asyncio.CancelledError, ApiError):
+            cancel()
+            raise
+        except Exception as exc:
+            raise self._replica_error(served, exc) from None
 
     async def call(self, served: ServedModel, method: str, payload: Any, deadline: Deadline) -> Any:
         """``replica.method(payload)`` for ``served``'s deployment, under ``deadline``."""
         response = getattr(self.replicas[served.model_name], method).remote(payload)
-        try:
+        with self._replica_call(served, response.cancel, deadline):
             return await asyncio.wait_for(_awaited(response), deadline.remaining())
-        except asyncio.TimeoutError:
-            response.cancel()
-            self.metrics.reject(served.model_name, "timeout")
-            raise deadline.expired() from None
-        except asyncio.CancelledError:  # the client went away: stop the generation too
-            response.cancel()
-            raise
-        except ApiError:
-            response.cancel()
-            raise
-        except Exception as exc:
-            raise self._replica_error(served, exc) from None
 
     async def stream(self, served: ServedModel, payload: Any, deadline: Deadline) -> AsyncIterator[StreamDelta]:
         """``replica.stream(payload)`` as an async iterator; the first delta is awaited before returning,
@@ -252,22 +290,11 @@ class Ingress:
         generator = self.replicas[served.model_name].options(stream=True).stream.remote(payload)
 
         async def next_delta() -> StreamDelta | None:
-            try:
-                return await asyncio.wait_for(generator.__anext__(), deadline.remaining())
-            except StopAsyncIteration:
-                return None
-            except asyncio.TimeoutError:
-                generator.cancel()
-                self.metrics.reject(served.model_name, "timeout")
-                raise deadline.expired() from None
-            except asyncio.CancelledError:
-                generator.cancel()
-                raise
-            except ApiError:
-                generator.cancel()
-                raise
-            except Exception as exc:
-                raise self._replica_error(served, exc) from None
+            with self._replica_call(served, generator.cancel, deadline):
+                try:
+                    return await asyncio.wait_for(generator.__anext__(), deadline.remaining())
+                except StopAsyncIteration:
+                    return None
 
         first = await next_delta()
 
@@ -295,7 +322,7 @@ class Ingress:
                 503,
                 f"model {served.model_name} is at capacity (its queue is full); retry later",
                 kind="queue_full",
-                headers={"Retry-After": str(max(1, int(retry + 0.999)))},
+                headers=_retry_after(retry),
             )
         if isinstance(cause, DocExtractError):
             if isinstance(cause, EngineError):
@@ -307,7 +334,7 @@ class Ingress:
                 503,
                 f"model {served.model_name} is restarting; retry later",
                 kind="replica_unavailable",
-                headers={"Retry-After": str(max(1, int(served.deployment.retry_after_s + 0.999)))},
+                headers=_retry_after(served.deployment.retry_after_s),
             )
         logger.exception("unexpected error from model %s", served.model_name, exc_info=cause)
         return ApiError(500, f"internal error in model {served.model_name}: {type(cause).__name__}", kind="internal")
@@ -331,6 +358,11 @@ class Ingress:
                 return name, f"{type(cause).__name__}: {cause}"[:300]
 
         return dict(await asyncio.gather(*(one(name) for name in self.models)))
+
+
+def _retry_after(seconds: float) -> dict[str, str]:
+    """A ``Retry-After`` header: whole seconds, rounded up, at least 1."""
+    return {"Retry-After": str(max(1, int(seconds + 0.999)))}
 
 
 async def _awaited(response: Any) -> Any:
