@@ -25,8 +25,9 @@ FORWARDED_ENV_PREFIXES = (
     "TRANSFORMERS_OFFLINE",
     "VLLM_",
     "TQDM_DISABLE",
-    "OMP_NUM_THREADS",
 )
+# Not OMP_NUM_THREADS: a submitted job's driver runs with 1, and forwarded it would give every
+# engine (Serve replicas included) one thread. Ray sets it per worker to the CPUs it reserved.
 
 
 def forwarded_env() -> dict[str, str]:

@@ -131,3 +131,14 @@ def test_a_submitted_jobs_env_vars_are_not_forwarded_twice(monkeypatch):
     job = {"runtime_env": {"working_dir": "gcs://pkg.zip", "env_vars": {"HF_HUB_OFFLINE": "1"}}}
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps(job))
     assert submitted_job_env_vars() == {"HF_HUB_OFFLINE": "1"}
+
+
+def test_the_drivers_thread_count_is_not_forwarded_to_engines(monkeypatch):
+    """A submitted job's driver runs with OMP_NUM_THREADS=1: forwarded, every engine it starts
+    (batch actors and Serve replicas) would compute on one thread."""
+    from docextract.ray_runtime import forwarded_env
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("VLLM_LOGGING_LEVEL", "WARNING")
+    env = forwarded_env()
+    assert "OMP_NUM_THREADS" not in env and env["VLLM_LOGGING_LEVEL"] == "WARNING"
