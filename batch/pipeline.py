@@ -97,11 +97,13 @@ def build_dataset(
             "max_in_flight": options.max_in_flight,
             "include_images": options.include_images,
         },
-        # The engine's CPU threads are the CPUs it reserved, also under `ray job submit`, whose
-        # driver environment (OMP_NUM_THREADS=1) init_ray forwards to every worker. A runtime_env
-        # of its own also keeps Ray Data from fusing the CPU stages into this one (it fuses maps
-        # whose remote args are equal), which would decode and render inside the engine's process.
+        # The engine's CPU threads are the CPUs it reserved, whatever the driver's environment.
+        # A runtime_env of its own also keeps Ray Data from fusing the CPU stages into this one (it
+        # fuses maps whose remote args are equal), which would decode and render inside the
+        # engine's process.
         runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, round(placement.num_cpus)))}},
+        # The engine's bundle as the actor's own request, not a placement group: see
+        # docextract.placement for why Ray Data's pool and per-actor groups do not mix.
         **placement.actor_options(),
     )
 

@@ -57,9 +57,14 @@ class PlacementConfig(BaseModel):
         default=None, description="Ray accelerator type an engine's node must have, e.g. L4 or A10G."
     )
     cpus_per_engine: float = Field(default=1.0, ge=0.0, description="Ray CPUs reserved by each engine.")
+    device_resource: str | None = Field(
+        default=None,
+        description="Ray resource that takes the GPUs' place when engines run on CPU: each engine reserves "
+        "tensor_parallel_size units of it (a CPU test bed's stand-in for GPUs).",
+    )
     custom_resources: dict[str, float] = Field(
         default_factory=dict,
-        description='Extra Ray resources each engine reserves, e.g. {"fake_gpu": 1} to stand in for GPUs on a CPU cluster.',
+        description='Extra Ray resources each engine reserves, e.g. {"ssd": 1} for nodes that advertise it.',
     )
 
 

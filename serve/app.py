@@ -15,9 +15,10 @@ Used three ways, all validated by :class:`serve.config.ServeAppConfig`:
 * ``ray_serve.run(build_app({...}))`` from Python.
 
 A replica's resources come only from :func:`docextract.placement.engine_placement`
-(the request a batch actor makes too): with ``tensor_parallel_size`` N on GPUs
-that is one replica actor holding N GPUs, which Ray places on one node, and
-vLLM runs its N workers inside it.
+(the request a batch actor makes too): each replica lives in a ``STRICT_PACK``
+placement group of one bundle, so with ``tensor_parallel_size`` N on GPUs the
+replica actor holds N GPUs of one node and vLLM runs its N workers inside it.
+Serve creates the group with the replica and recreates both when a node is lost.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def deployment_options(served: ServedModel) -> dict[str, Any]:
     settings = served.deployment
     options: dict[str, Any] = {
         "name": served.deployment_name,
-        "ray_actor_options": engine_placement(served).actor_options(),
+        **engine_placement(served).serve_options(),
         "max_ongoing_requests": settings.max_ongoing_requests,
         "max_queued_requests": settings.max_queued_requests,
         "backpressure_config": {"status_code": 503, "retry_after_s": settings.retry_after_s},

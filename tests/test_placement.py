@@ -13,7 +13,7 @@ def test_gpu_engine_reserves_tensor_parallel_gpus_in_one_actor():
     config = ExtractionConfig(tensor_parallel_size=4, placement={"accelerator": "gpu", "accelerator_type": "L4"})
     placement = engine_placement(config)
     assert placement.actor_options() == {"num_cpus": 1.0, "num_gpus": 4, "accelerator_type": "L4"}
-    assert placement.bundle() == {"CPU": 1.0, "GPU": 4, "accelerator_type:L4": 0.001}
+    assert placement.bundles() == [{"CPU": 1.0, "GPU": 4, "accelerator_type:L4": 0.001}]
 
 
 def test_auto_follows_the_cluster():
@@ -22,14 +22,15 @@ def test_auto_follows_the_cluster():
     assert engine_placement(config, cluster_gpus=0).num_gpus == 0
 
 
-def test_cpu_test_bed_swaps_the_gpu_request_for_a_custom_resource():
-    config = ExtractionConfig(
-        tensor_parallel_size=2,
-        placement={"accelerator": "cpu", "accelerator_type": "L4", "custom_resources": {"fake_gpu": 1}},
-    )
-    placement = engine_placement(config)
-    assert not placement.uses_gpu
-    assert placement.actor_options() == {"num_cpus": 1.0, "num_gpus": 0, "resources": {"fake_gpu": 1}}
+def test_cpu_test_bed_swaps_the_gpu_request_for_a_device_resource():
+    placement = {"accelerator_type": "L4", "device_resource": "fake_gpu", "custom_resources": {"ssd": 1}}
+    on_gpu = engine_placement(ExtractionConfig(tensor_parallel_size=2, placement={**placement, "accelerator": "gpu"}))
+    on_cpu = engine_placement(ExtractionConfig(tensor_parallel_size=2, placement={**placement, "accelerator": "cpu"}))
+    assert not on_cpu.uses_gpu
+    assert on_cpu.actor_options() == {"num_cpus": 1.0, "num_gpus": 0, "resources": {"ssd": 1, "fake_gpu": 2}}
+    # The same bundle, with the stand-in where the GPUs were (and no accelerator type on CPU).
+    assert on_gpu.bundles() == [{"CPU": 1.0, "ssd": 1, "GPU": 2, "accelerator_type:L4": 0.001}]
+    assert on_cpu.bundles() == [{"CPU": 1.0, "ssd": 1, "fake_gpu": 2}]
 
 
 def test_null_section_in_yaml_plus_flag_override(tmp_path):

@@ -42,7 +42,19 @@ def test_replica_resources_come_from_the_engine_placement():
     )
     options = deployment_options(config.models[0])
     assert options["ray_actor_options"] == {"num_cpus": 3.0, "num_gpus": 2}
+    # One STRICT_PACK group per replica, its one bundle the replica's whole request.
+    assert options["placement_group_bundles"] == [{"CPU": 3.0, "GPU": 2}]
+    assert options["placement_group_strategy"] == "STRICT_PACK"
     assert options["num_replicas"] == 1
+    # Serve's own check: the replica actor must fit in the group's first bundle.
+    from ray.serve._private.config import ReplicaConfig
+
+    ReplicaConfig.create(
+        object,
+        ray_actor_options=options["ray_actor_options"],
+        placement_group_bundles=options["placement_group_bundles"],
+        placement_group_strategy=options["placement_group_strategy"],
+    )
     assert options["max_queued_requests"] == config.models[0].deployment.max_queued_requests
 
 
