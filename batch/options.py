@@ -73,6 +73,14 @@ class BatchOptions(BaseModel):
     flush_s: float = Field(
         default=60.0, gt=0.0, description="Write a part at least this often (seconds) while results arrive."
     )
+    truth: str | None = Field(
+        default=None,
+        description="Ground truth (labelr Parquet or JSON lines, by image_id): after the run, score the output "
+        "folder against it and write eval.json and eval.png there.",
+    )
+    eval_config: str | None = Field(
+        default=None, description="With --truth: how values are compared (EvalConfig as YAML/JSON)."
+    )
 
     @model_validator(mode="after")
     def _check_pool(self) -> BatchOptions:
@@ -80,6 +88,12 @@ class BatchOptions(BaseModel):
             raise ValueError(f"min_actors ({self.min_actors}) is larger than max_actors ({self.max_actors})")
         if self.pages is not None and (not self.pages or min(self.pages) < 1):
             raise ValueError("pages start at 1")
+        return self
+
+    @model_validator(mode="after")
+    def _check_evaluation(self) -> BatchOptions:
+        if self.eval_config is not None and self.truth is None:
+            raise ValueError("eval_config needs truth: give --truth too")
         return self
 
     @property

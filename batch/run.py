@@ -13,10 +13,16 @@ Every engine, sampling and preprocessing option is generated from
 :class:`~docextract.config.ExtractionConfig` (same flags as
 ``docextract extract``); the job's own options are :class:`~batch.options.BatchOptions`.
 
+With ``--truth PATH`` (and optionally ``--eval-config FILE``) the whole
+output folder is then scored against the truth (:mod:`docextract.evaluation`):
+the table is printed and ``eval.json`` and ``eval.png`` are written beside the
+parts. The truth and the config are read before the job starts.
+
 Exit codes: 0 the job ran to the end (rows that failed are in the output with
 their error, and counted in the summary); 1 the pipeline itself failed (what
 was finished is kept: run again to resume); 2 a usage, config, task, input or
-model error, reported as one line.
+model error, reported as one line (also when the evaluation after a finished
+run fails).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from docextract.errors import DocExtractError, validation_problems
 
 if TYPE_CHECKING:
     from batch.summary import JobSummary
+    from docextract.evaluation import EvalConfig
     from docextract.tasks import TaskSpec
 
 __all__ = ["build_parser", "main", "run_job"]
@@ -60,6 +67,8 @@ _FLAGS: dict[str, dict[str, Any]] = {
     "retry_errors": {"action": argparse.BooleanOptionalAction},
     "part_rows": {"type": int, "metavar": "N"},
     "flush_s": {"flag": "--flush-seconds", "type": float, "metavar": "S"},
+    "truth": {"metavar": "PATH"},
+    "eval_config": {"metavar": "FILE"},
 }
 
 
@@ -176,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config, task = config_and_task(args)
         for warning in task.warnings:
             _report(f"warning: {warning}")
+        evaluation = _prepare_evaluation(options, task) if options.truth else None
     except DocExtractError as exc:
         _report(f"error: {exc.message}")
         return EXIT_USAGE
@@ -198,6 +208,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     print(f"docextract batch: {summary.one_line()}", flush=True)
+    return _evaluate_output(options, task, *evaluation) if evaluation else EXIT_OK
+
+
+def _prepare_evaluation(options: BatchOptions, task: TaskSpec) -> tuple[EvalConfig, dict[str, Any]]:
+    """The evaluation config and the truth, read and checked before the job starts: a bad truth
+    file fails in a second, not after the run."""
+    from docextract.evaluation import check_config, load_eval_config, load_truth
+
+    eval_config = load_eval_config(options.eval_config)
+    check_config(task, eval_config)
+    return eval_config, load_truth(options.truth)
+
+
+def _evaluate_output(options: BatchOptions, task: TaskSpec, eval_config: EvalConfig, truth: dict[str, Any]) -> int:
+    """Score the whole output folder (earlier runs' rows included) against the truth; write the report there."""
+    from batch.outputs import PART_GLOB
+    from docextract.evaluation import evaluate, format_table, load_outputs, write_report
+
+    try:
+        report = evaluate(
+            load_outputs(options.output, pattern=PART_GLOB),  # the parts only, whatever else is in the folder
+            truth,
+            task,
+            eval_config,
+            predictions_name=options.output,
+            truth_name=options.truth,
+        )
+        json_path, png_path = write_report(report, options.output)
+    except DocExtractError as exc:
+        _report(f"the job ran, the evaluation failed: {exc.message}")
+        return EXIT_USAGE
+    print(format_table(report), flush=True)
+    _report(f"evaluation written to {json_path} and {png_path}")
     return EXIT_OK
 
 

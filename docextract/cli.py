@@ -7,11 +7,14 @@ Subcommands:
 * ``tasks``: list the built-in tasks and their schemas;
 * ``serve ...``: the online service on Ray Serve (``serve/cli.py`` owns its options);
 * ``batch ...``: the Ray Data batch job (same as ``python -m batch.run``);
+* ``eval PREDICTIONS TRUTH --task NAME``: field-level accuracy against ground
+  truth (:mod:`docextract.evaluation`): a table, ``eval.json`` and ``eval.png``;
 * ``tiny-model DIR``: build the random-weight test model.
 
-Exit codes: 0 when every input gave a schema-valid result; 1 when some input
-failed or some output is invalid (each reported on stderr); 2 for a usage,
-task, config or model error, reported as one line with no traceback.
+Exit codes: 0 when every input gave a schema-valid result (``eval``: the
+report was written); 1 when some input failed or some output is invalid (each
+reported on stderr); 2 for a usage, task, config, input or model error,
+reported as one line with no traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from docextract.cli_options import add_config_arguments, add_task_arguments, config_and_task
@@ -92,6 +96,31 @@ def build_parser() -> argparse.ArgumentParser:
     # `serve` and `batch` belong to their own packages; main() hands them the rest of the line.
     for name, help_text in (("serve", "run the online service (Ray Serve)"), ("batch", "run a batch job (Ray Data)")):
         sub.add_parser(name, help=help_text, add_help=False)  # parsed by main(), listed here for --help
+
+    evaluation = sub.add_parser(
+        "eval",
+        help="score predictions against ground truth, field by field",
+        description="Field-level accuracy of PREDICTIONS against TRUTH, joined on image_id: prints a table, "
+        "writes eval.json (every figure) and eval.png (per-field chart).",
+    )
+    evaluation.add_argument(
+        "predictions", metavar="PREDICTIONS", help="Parquet (labelr layout), JSON lines, or a folder of them"
+    )
+    evaluation.add_argument("truth", metavar="TRUTH", help="the expected outputs, in the same formats")
+    which = evaluation.add_mutually_exclusive_group()
+    which.add_argument(
+        "--task",
+        help="built-in task name, labelr config.json, schema .json, or module:Class "
+        "(default: the labelr config.json beside PREDICTIONS or TRUTH)",
+    )
+    which.add_argument("--schema", metavar="FILE", help="a JSON Schema file (or labelr config.json)")
+    evaluation.add_argument(
+        "--eval-config", metavar="FILE", help="EvalConfig as YAML/JSON: rules per field type and per field"
+    )
+    evaluation.add_argument(
+        "--out", metavar="DIR", help="where eval.json and eval.png go (default: PREDICTIONS' folder)"
+    )
+    evaluation.add_argument("--worst", type=int, metavar="N", help="worst examples listed per field (default: 5)")
 
     tiny = sub.add_parser("tiny-model", help="build the random-weight test model (offline, seconds)")
     tiny.add_argument("dir", help="output directory")
@@ -204,6 +233,43 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return asyncio.run(_run_extract(args, config, task, sys.stdout))
 
 
+def _folder(path: str) -> Path:
+    return Path(path) if Path(path).is_dir() else Path(path).parent
+
+
+def _eval_task(args: argparse.Namespace) -> TaskSpec:
+    """``--task``/``--schema``, else a labelr ``config.json`` beside the predictions or the truth
+    (a batch output folder and a labelr dataset both carry one)."""
+    from docextract.errors import TaskError
+    from docextract.tasks import load_task
+
+    if args.task or args.schema:
+        return load_task(args.task or args.schema)
+    for side in (args.predictions, args.truth):
+        config = _folder(side) / "config.json"
+        try:
+            labelr = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None
+        except (OSError, ValueError):
+            labelr = None
+        if isinstance(labelr, dict) and "json_schema" in labelr:
+            _report(f"task from {config}")
+            return load_task(str(config))
+    raise TaskError("give --task or --schema: no labelr config.json beside PREDICTIONS or TRUTH")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from docextract.evaluation import evaluate_files, format_table, load_eval_config, write_report
+
+    overrides = {"worst_examples": args.worst} if args.worst is not None else {}
+    config = load_eval_config(args.eval_config, **overrides)
+    task = _eval_task(args)
+    report = evaluate_files(args.predictions, args.truth, task, config)
+    paths = write_report(report, args.out or _folder(args.predictions))
+    print(format_table(report), flush=True)
+    _report(f"report written to {paths[0]} and {paths[1]}")
+    return EXIT_OK
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from serve.cli import main as serve_main
 
@@ -220,6 +286,7 @@ _DOORS = ("serve", "batch")
 _COMMANDS = {
     "extract": _cmd_extract,
     "tasks": _cmd_tasks,
+    "eval": _cmd_eval,
     "tiny-model": _cmd_tiny_model,
     "serve": _cmd_serve,
     "batch": _cmd_batch,

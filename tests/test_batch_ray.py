@@ -78,11 +78,41 @@ def folder(tmp_path_factory) -> Path:
     return root
 
 
+#: Ground truth for some of the folder's rows: five that get an output, one error row (no output:
+#: its truth values are false negatives) and one id the job never sees. The other 23 have none.
+FOLDER_TRUTH = {
+    "shelf/tag00.png": {"product_name": "Apples", "price": 1.99, "currency": "EUR", "unit_price": 3.98,
+                        "unit": "KILOGRAM", "is_discounted": False},
+    "shelf/tag01.jpg": {"product_name": "Milk", "price": 0.99, "currency": None, "unit_price": None,
+                        "unit": None, "is_discounted": True},
+    "shelf/tag02.png": {"product_name": "Bread", "price": 2.5, "currency": "EUR", "unit_price": None,
+                        "unit": "UNIT", "is_discounted": False},
+    "tag10.png": {"product_name": "Tea", "price": 4, "currency": "GBP", "unit_price": 40, "unit": "KILOGRAM",
+                  "is_discounted": False},
+    "invoice.pdf#page=1": {"product_name": None, "price": None, "currency": None, "unit_price": None,
+                           "unit": None, "is_discounted": False},
+    "corrupt.png": {"product_name": "Cheese", "price": 3.2, "currency": "EUR", "unit_price": 16, "unit": "KILOGRAM",
+                    "is_discounted": True},
+    "never-run.png": {"product_name": "Salt", "price": 0.5, "currency": "EUR", "unit_price": None, "unit": None,
+                      "is_discounted": False},
+}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def folder_run(folder, ray_driver, tiny_model_dir, tmp_path_factory):
+def folder_truth(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("batch-truth") / "truth.jsonl"
+    path.write_text(
+        "".join(json.dumps({"image_id": k, "output": json.dumps(v)}) + "\n" for k, v in FOLDER_TRUTH.items())
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def folder_run(folder, folder_truth, ray_driver, tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("batch-out") / "out"
     argv = ["--input", str(folder), "--output", str(out), "--task", TASK, *engine_flags(tiny_model_dir),
-            "--address", ray_driver.address, "--batch-size", "4", "--max-in-flight", "8", "--include-images"]  # fmt: skip
+            "--address", ray_driver.address, "--batch-size", "4", "--max-in-flight", "8", "--include-images",
+            "--truth", str(folder_truth)]  # fmt: skip
     started = time.monotonic()
     code = main(argv)
     return code, out, time.monotonic() - started
@@ -131,6 +161,67 @@ def test_folder_summary_counts_the_output(folder_run):
     assert summary["duplicate_ids"] == 0 and summary["run"]["resumed_rows"] == 0
     assert summary["images_per_s"] > 0 and summary["tokens_per_s"] > 0
     assert 0 < summary["wall_s"] <= wall
+
+
+@pytest.mark.timeout(120)
+def test_folder_run_is_evaluated_against_the_truth(folder_run, folder_truth, tmp_path):
+    """The tiny model's values are random, so its scores mean nothing: this checks the mechanics,
+    and that the report's figures agree with each other, with the truth and with the output."""
+    from docextract.cli import main as docextract_main
+
+    code, out, _ = folder_run
+    assert code == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert (out / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(out / "eval.png").format == "PNG"
+
+    rows = report["rows"]  # 29 rows run, 7 with truth, one of which the job never saw
+    assert rows["total"] == rows["both"] + rows["only_predictions"] + rows["only_truth"] == 30
+    assert (rows["both"], rows["only_predictions"], rows["only_truth"]) == (6, 23, 1)
+    t = read_output(out).to_pylist()
+    validity = report["validity"]
+    assert validity["rows"] == 30 and validity["predictions"] == len(t) == 29
+    assert validity["null_outputs"] == sum(r["output"] is None for r in t) == 3
+    assert validity["json_valid"] == sum(r["output"] is not None for r in t)
+    assert validity["schema_valid"] == sum(r["valid"] for r in t) == 26
+    assert validity["schema_valid_rate"] == pytest.approx(26 / 30)
+    docs = report["documents"]
+    assert docs["evaluated"] == rows["both"] + rows["only_truth"] == 7
+    assert 0 <= docs["exact_match"] <= 7 and docs["exact_match_rate"] == pytest.approx(docs["exact_match"] / 7)
+
+    fields = {f["path"]: f for f in report["fields"]}
+    assert list(fields) == list(get_builtin_task(TASK).json_schema["properties"])
+    for path, f in fields.items():
+        truth_values = sum(truth[path] is not None for truth in FOLDER_TRUTH.values())
+        assert f["tp"] + f["fn"] == f["expected"] == truth_values, path
+        assert f["tp"] + f["fp"] == f["predicted"], path
+        assert f["instances"] == f["tp"] + f["fp"] + f["fn"] - f["mismatches"] + f["tn"] == 7, path
+        # "corrupt.png" has no output and "never-run.png" no row: each truth value there is an fn.
+        assert f["fn"] >= (FOLDER_TRUTH["corrupt.png"][path] is not None) + (
+            FOLDER_TRUTH["never-run.png"][path] is not None
+        )
+        tp, fp, fn = f["tp"], f["fp"], f["fn"]
+        assert f["precision"] == (pytest.approx(tp / (tp + fp)) if tp + fp else None), path
+        assert f["recall"] == (pytest.approx(tp / (tp + fn)) if tp + fn else None), path
+        assert f["f1"] == (pytest.approx(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else None), path
+        assert f["accuracy"] == pytest.approx((tp + f["tn"]) / 7), path
+    micro = report["micro"]
+    for key in ("tp", "fp", "fn", "tn", "mismatches", "expected", "predicted", "instances"):
+        assert micro[key] == sum(f[key] for f in fields.values()), key
+    assert micro["f1"] == pytest.approx(2 * micro["tp"] / (2 * micro["tp"] + micro["fp"] + micro["fn"]))
+    for key in ("precision", "recall", "f1", "accuracy", "mean_score"):
+        values = [f[key] for f in fields.values() if f[key] is not None]
+        assert report["macro"][key] == (pytest.approx(sum(values) / len(values)) if values else None), key
+    for path, examples in report["worst"].items():
+        assert 0 < len(examples) <= 5 and all(e["score"] < 1 for e in examples), path
+
+    # The command line, on the same folder and truth, gives the same figures.
+    assert docextract_main(["eval", str(out), str(folder_truth), "--task", TASK, "--out", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "eval.json").read_text())
+    assert {k: v for k, v in again.items() if k not in ("predictions", "truth")} == {
+        k: v for k, v in report.items() if k not in ("predictions", "truth")
+    }
+    assert (tmp_path / "eval.png").read_bytes()[:4] == b"\x89PNG"
 
 
 # --- Parquet datasets: a local driver killed part-way, resumed with `ray job submit` -------------
