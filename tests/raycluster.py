@@ -19,13 +19,24 @@ import tempfile
 import time
 import urllib.request
 
-__all__ = ["LocalRayCluster", "free_port"]
+__all__ = ["LocalRayCluster", "free_port", "wait_for"]
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
+    """``condition()``'s first truthy value; sleeps only inside this bounded polling loop."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class LocalRayCluster:

@@ -39,7 +39,7 @@ import pytest
 import yaml
 from conftest import REPO
 from docfactory import image_bytes
-from raycluster import free_port
+from raycluster import free_port, wait_for
 from test_batch_ray import TASK, assert_outputs_validate, engine_flags, read_output
 
 from batch.resume import list_parts
@@ -50,17 +50,6 @@ SERVE_APP = "docextract-scale"
 REPLICA_CLASS = f"ServeReplica:{SERVE_APP}:Extractor_tiny"
 BATCH_ACTOR_CLASS = "MapWorker(MapBatches(ExtractionActor))"
 ROWS = 40
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
-    """``condition()``'s first truthy value; sleeps only inside this bounded polling loop."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class MultiNode:

@@ -18,7 +18,6 @@ import pathlib
 import subprocess
 import sys
 import threading
-import time
 
 import httpx
 import jsonschema
@@ -28,7 +27,7 @@ import yaml
 from conftest import REPO, SAMPLES
 from docfactory import forged_png, image_bytes, make_pdf, vector_page
 from prometheus_client.parser import text_string_to_metric_families
-from raycluster import free_port
+from raycluster import free_port, wait_for
 
 from docextract.tasks import get_builtin_task
 
@@ -98,17 +97,6 @@ def _metric(http: httpx.Client, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
-
-
-def _poll(condition, timeout: float, what: str, interval: float = 1.0):
-    """Wait until ``condition()`` is truthy; sleeping only inside this bounded polling loop."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +180,7 @@ class TestService:
             assert status != "DEPLOY_FAILED", app.message
             return status == "RUNNING"
 
-        _poll(app_status, 400, f"application {APP} RUNNING", interval=2)
+        wait_for(app_status, 400, f"application {APP} RUNNING", interval=2)
         yield f"http://127.0.0.1:{serve_port}"
         ray_serve.delete(APP)
 
@@ -461,7 +449,7 @@ class TestService:
         deployment = "Extractor_tiny"
         # The bursts of the tests above stay under the target; should a slow machine stretch one
         # past it, start from one replica again.
-        _poll(lambda: _replica_states(APP, deployment) == {"RUNNING": 1}, 180, "one replica before the load")
+        wait_for(lambda: _replica_states(APP, deployment) == {"RUNNING": 1}, 180, "one replica before the load")
         stop = threading.Event()
         outcomes: list[int] = []
 
@@ -483,10 +471,10 @@ class TestService:
         for worker in workers:
             worker.start()
         try:
-            _poll(lambda: _replica_states(APP, deployment).get("RUNNING") == 2, 300, "a second RUNNING replica")
+            wait_for(lambda: _replica_states(APP, deployment).get("RUNNING") == 2, 300, "a second RUNNING replica")
         finally:
             stop.set()
             for worker in workers:
                 worker.join(130)
         assert outcomes and set(outcomes) == {200}, sorted(set(outcomes))
-        _poll(lambda: _replica_states(APP, deployment) == {"RUNNING": 1}, 180, "scaling back to one replica")
+        wait_for(lambda: _replica_states(APP, deployment) == {"RUNNING": 1}, 180, "scaling back to one replica")
