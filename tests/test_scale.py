@@ -155,6 +155,14 @@ def _healthy(base_url: str) -> bool:
         return False
 
 
+def _running_replicas(multinode: MultiNode) -> set[str]:
+    """Actor ids of the model's replicas that Serve reports RUNNING (its REST API on the dashboard)."""
+    details = httpx.get(f"{multinode.dashboard_url}/api/serve/applications/", timeout=10).json()
+    app = (details.get("applications") or {}).get(SERVE_APP) or {}
+    replicas = ((app.get("deployments") or {}).get("Extractor_tiny") or {}).get("replicas") or []
+    return {r["actor_id"] for r in replicas if r["state"] == "RUNNING"}
+
+
 def _extract(http: httpx.Client) -> httpx.Response:
     png = image_bytes((96, 64), color=(30, 120, 200))
     return http.post("/v1/extract", files={"file": ("tag.png", png, "image/png")}, data={"task": TASK, "model": "tiny"})
@@ -194,13 +202,14 @@ class TestServe:
                 wait_for(lambda: sum(o[2] == 200 for o in outcomes) >= 3, 120, "requests flowing")
                 killed_at = time.monotonic()
                 os.kill(victim.pid, signal.SIGKILL)  # the replica's process dies, as on an OOM kill or a crash
-                # Serve notices, starts a replacement (a new actor: new engine) and routes to it.
-                replaced = wait_for(
-                    lambda: {a.actor_id for a in multinode.actors(REPLICA_CLASS, state="ALIVE")} - set(before),
-                    300,
-                    "a replacement replica",
-                    interval=1,
-                )
+
+                # Serve notices, starts a replacement (a new actor: a new engine) and, once its
+                # engine is up, routes to it: two RUNNING replicas again, one of them new.
+                def replacement() -> set[str] | None:
+                    running = _running_replicas(multinode)
+                    return running - set(before) if len(running) == 2 else None
+
+                replaced = wait_for(replacement, 300, "a replacement replica RUNNING", interval=1)
                 recovered_at = time.monotonic()
                 wait_for(lambda: _healthy(service), 120, "the service healthy again")
                 wait_for(lambda: sum(o[0] > recovered_at and o[2] == 200 for o in outcomes) >= 3, 120, "answers")
@@ -209,7 +218,7 @@ class TestServe:
                 for client in clients:
                     client.result(timeout=180)
 
-        assert len(replaced) == 1
+        assert len(replaced) == 1 and victim.actor_id not in replaced
         alive = multinode.actors(REPLICA_CLASS, state="ALIVE")
         assert victim.actor_id not in {a.actor_id for a in alive} and len(alive) == 2
         assert {a.node_id for a in alive} == {multinode.worker2.node_id}  # the replacement honours placement too
