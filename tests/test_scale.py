@@ -49,7 +49,7 @@ pytestmark = pytest.mark.integration
 SERVE_APP = "docextract-scale"
 REPLICA_CLASS = f"ServeReplica:{SERVE_APP}:Extractor_tiny"
 BATCH_ACTOR_CLASS = "MapWorker(MapBatches(ExtractionActor))"
-ROWS = 40
+ROWS = 60
 
 
 class MultiNode:
@@ -237,13 +237,13 @@ class TestServe:
 
 @pytest.fixture(scope="module")
 def node_loss_job(multinode, tiny_model_dir, tmp_path_factory):
-    """A job with two engine actors; once rows are written, worker 1 is removed and a new worker
-    with a ``fake_gpu`` joins, as the autoscaler would add one."""
+    """A job with two engine actors; once both are up, worker 1 is removed and a new worker with
+    a ``fake_gpu`` joins, as the autoscaler would add one."""
     tmp = tmp_path_factory.mktemp("scale-batch")
     inputs = tmp / "in"
     inputs.mkdir()
     for i in range(ROWS):
-        (inputs / f"tag{i:02d}.png").write_bytes(image_bytes((100 + i, 80), color=(i * 6, 90, 200 - i * 4)))
+        (inputs / f"tag{i:02d}.png").write_bytes(image_bytes((100 + i, 80), color=(i * 4, 90, 250 - i * 4)))
     out = tmp / "out"
     job = [sys.executable, "-m", "batch.run", "--input", str(inputs), "--output", str(out), "--task", TASK,
            *engine_flags(tiny_model_dir), "--address", multinode.address, "--num-actors", "2",
@@ -251,23 +251,22 @@ def node_loss_job(multinode, tiny_model_dir, tmp_path_factory):
            "--batch-size", "2", "--max-in-flight", "2", "--part-rows", "2", "--flush-seconds", "1"]  # fmt: skip
     log_path = tmp / "job.log"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # Ray Data's documented knob: the pool waits for both engines before the first batch, so the
+    # first engine cannot run through the rows alone while the second is still loading.
+    env["RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S"] = "600"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(job, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
-
-            def rows_written() -> int:
+            # Both engines up (an actor is ALIVE once its engine is built): the pool is two
+            # actors, each with one worker's fake_gpu. The job starts on its rows now, and the
+            # node goes at once: the two engines need many seconds for all the rows.
+            def two_engines() -> list | None:
                 assert proc.poll() is None, log_path.read_text()[-4000:]
-                parts = list_parts(out)
-                return sum(_rows(p) for p in parts)
+                alive = multinode.actors(BATCH_ACTOR_CLASS, state="ALIVE")
+                return alive if len(alive) == 2 else None
 
-            wait_for(lambda: rows_written() >= 4, 400, "the first rows")
-            # Both engines up: the pool is two actors, each with one worker's fake_gpu.
-            engines = wait_for(
-                lambda: (a := multinode.actors(BATCH_ACTOR_CLASS, state="ALIVE")) and len(a) == 2 and a,
-                120,
-                "two engine actors",
-            )
-            rows_before = rows_written()
+            engines = wait_for(two_engines, 400, "two engine actors")
+            rows_before = sum(_rows(p) for p in list_parts(out))
             multinode.cluster.remove_node(multinode.worker1, allow_graceful=False)
             multinode.worker3 = multinode.add_worker({"fake_gpu": 1})
             code = proc.wait(600)
