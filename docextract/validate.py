@@ -22,7 +22,7 @@ from docextract.results import FieldError
 from docextract.schema_transform import restore_optional
 from docextract.tasks import TaskSpec
 
-__all__ = ["ValidationOutcome", "field_path", "validate_output"]
+__all__ = ["ValidationOutcome", "field_path", "validate_data", "validate_output"]
 
 
 def field_path(parts: Iterable[Any]) -> str:
@@ -67,6 +67,15 @@ def validate_output(text: str, task: TaskSpec, finish_reason: str | None = "stop
     except json.JSONDecodeError as exc:
         errors.append(FieldError(path="", message=f"not valid JSON: {exc.msg} at character {exc.pos}"))
         return ValidationOutcome(None, False, errors)
+    return _validate_parsed(data, task, errors)
+
+
+def validate_data(data: Any, task: TaskSpec) -> ValidationOutcome:
+    """:func:`validate_output` for an output already parsed (an evaluation's predictions)."""
+    return _validate_parsed(data, task, [])
+
+
+def _validate_parsed(data: Any, task: TaskSpec, errors: list[FieldError]) -> ValidationOutcome:
     data = restore_optional(data, task.json_schema)
     for err in sorted(_validator(task.json_schema).iter_errors(data), key=lambda e: list(e.absolute_path)):
         errors.append(FieldError(path=field_path(err.absolute_path), message=err.message))

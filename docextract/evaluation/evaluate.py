@@ -4,7 +4,7 @@ Rows are joined on ``image_id``. For each row:
 
 * a prediction row counts towards validity: its output parses as JSON
   (``json.loads(strict=False)``, the engine's own leniency), and it conforms
-  to the task's schema (:func:`docextract.validate.validate_output`, the
+  to the task's schema (:func:`docextract.validate.validate_data`, the
   check the engine and the batch job make). Every row, a missing prediction
   included, is in the denominators; a missing prediction is neither valid;
 * a truth row is scored (:mod:`docextract.evaluation.scoring`) against the
@@ -96,7 +96,7 @@ def evaluate(
     Raises:
         DocExtractError: the config names fields the schema lacks, or a truth is not a JSON object.
     """
-    from docextract.validate import validate_output
+    from docextract.validate import validate_data
 
     config = config or EvalConfig()
     scorer = DocumentScorer(field_tree(task.json_schema), config)
@@ -109,11 +109,10 @@ def evaluate(
         if has_prediction:
             output = predictions[image_id]
             parses, data = _parse(output) if output is not None else (False, None)
-            text = output if isinstance(output, str) else json.dumps(data)
             totals.add_prediction(
                 output_present=output is not None,
                 json_valid=parses,
-                schema_valid=parses and validate_output(text, task).valid,
+                schema_valid=parses and validate_data(data, task).valid,
             )
         if has_truth:
             totals.add_document(image_id, scorer.score(data, expected[image_id]))
