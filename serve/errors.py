@@ -12,11 +12,14 @@ keeps its generic 422 for the CLI's and batch's sake).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from docextract.errors import DocExtractError
+from docextract.errors import DocExtractError, validation_problems
 
-__all__ = ["ApiError", "error_body", "from_docextract", "status_for"]
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+__all__ = ["ApiError", "error_body", "from_docextract", "invalid_request", "status_for"]
 
 #: Input kinds whose HTTP status is more precise than the core's default.
 STATUS_BY_KIND: dict[str, int] = {
@@ -73,6 +76,11 @@ def status_for(exc: DocExtractError) -> int:
 
 def from_docextract(exc: DocExtractError) -> ApiError:
     return ApiError(status_for(exc), exc.message, kind=exc.kind)
+
+
+def invalid_request(exc: ValidationError) -> ApiError:
+    """A request body (JSON or form fields) that its model refuses: a 400 naming each problem."""
+    return ApiError(400, f"invalid request: {validation_problems(exc, root='(body)')}", kind="invalid_request")
 
 
 def error_body(status: int, message: str, kind: str, param: str | None = None) -> dict[str, Any]:

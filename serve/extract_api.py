@@ -25,9 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from docextract.errors import validation_problems
 from docextract.results import ExtractionResult
-from serve.errors import ApiError
+from serve.errors import invalid_request
 
 __all__ = ["ExtractOptions", "ExtractRequest", "ExtractResponse", "ModelInfo", "ModelList", "TaskInfo"]
 
@@ -134,6 +133,4 @@ def parse_options(fields: dict[str, Any], model_cls: type[ExtractOptions] = Extr
     try:
         return model_cls.model_validate(fields)
     except ValidationError as exc:
-        raise ApiError(
-            400, f"invalid request: {validation_problems(exc, root='(body)')}", kind="invalid_request"
-        ) from None
+        raise invalid_request(exc) from None

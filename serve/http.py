@@ -32,8 +32,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from docextract.errors import DocExtractError, validation_problems
-from serve.errors import ApiError, error_body, from_docextract
+from docextract.errors import DocExtractError
+from serve.errors import ApiError, error_body, from_docextract, invalid_request
 from serve.extract_api import (
     ExtractOptions,
     ExtractRequest,
@@ -184,9 +184,7 @@ async def _json_body(request: Request, model_cls: type[BaseModel]) -> Any:
     try:
         return model_cls.model_validate_json(body)
     except ValidationError as exc:
-        raise ApiError(
-            400, f"invalid request: {validation_problems(exc, root='(body)')}", kind="invalid_request"
-        ) from None
+        raise invalid_request(exc) from None
 
 
 def _sse(payload: BaseModel | dict[str, Any]) -> str:
