@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from docextract.evaluation.report import EvalReport
+from docextract.evaluation.report import EvalReport, Figures, Totals
 
 __all__ = ["format_table"]
 
@@ -36,6 +36,14 @@ def _columns(header: list[str], rows: list[list[str]], *, text: int = 1) -> list
     ]
 
 
+def _figures(f: Figures) -> list[str]:
+    return [_rate(f.precision), _rate(f.recall), _rate(f.f1), _rate(f.accuracy), _rate(f.mean_score)]
+
+
+def _totals(t: Totals) -> list[str]:
+    return [str(t.expected), str(t.predicted), str(t.tp), str(t.fp), str(t.fn), *_figures(t)]
+
+
 def format_table(report: EvalReport) -> str:
     """Every headline figure, per-field figures and the worst examples, as lines of text."""
     rows, validity, docs = report.rows, report.validity, report.documents
@@ -47,17 +55,9 @@ def format_table(report: EvalReport) -> str:
         "",
     ]
     header = ["field", "type", "method", "truth", "pred", "tp", "fp", "fn", "precision", "recall", "f1", "accuracy", "score"]  # fmt: skip
-    body = [
-        [f.path, f.type, f.method, str(f.expected), str(f.predicted), str(f.tp), str(f.fp), str(f.fn),
-         _rate(f.precision), _rate(f.recall), _rate(f.f1), _rate(f.accuracy), _rate(f.mean_score)]
-        for f in report.fields
-    ]  # fmt: skip
-    micro, macro = report.micro, report.macro
-    body.append(["micro", "", "", str(micro.expected), str(micro.predicted), str(micro.tp), str(micro.fp),
-                 str(micro.fn), _rate(micro.precision), _rate(micro.recall), _rate(micro.f1),
-                 _rate(micro.accuracy), _rate(micro.mean_score)])  # fmt: skip
-    body.append(["macro", "", "", "", "", "", "", "", _rate(macro.precision), _rate(macro.recall),
-                 _rate(macro.f1), _rate(macro.accuracy), _rate(macro.mean_score)])  # fmt: skip
+    body = [[f.path, f.type, f.method, *_totals(f)] for f in report.fields]
+    body.append(["micro", "", "", *_totals(report.micro)])
+    body.append(["macro", "", "", "", "", "", "", "", *_figures(report.macro)])
     lines.extend(_columns(header, body, text=3))
     if report.arrays:
         lines.append("")
