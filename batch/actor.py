@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from batch.rows import error_fields, result_schema, table
+from docextract.requests import ExtractionRequest
 
 if TYPE_CHECKING:
     from docextract.config import ExtractionConfig
@@ -82,8 +83,15 @@ class ExtractionActor:
         try:
             images = [_decode_png(data) for data in row["images"]]
             async with self._slots:
-                result = await self.engine.extract(
-                    images, self.task, source=row["source"], pages=row["pages"], preprocess_s=row["preprocess_s"] or 0.0
+                result = await self.engine.run(
+                    ExtractionRequest(
+                        task=self.task,
+                        images=images,
+                        source=row["source"],
+                        pages=row["pages"],
+                        id=row["id"],
+                        preprocess_s=row["preprocess_s"] or 0.0,
+                    )
                 )
         except Exception as exc:
             return {**base, **self._failure(exc)}
@@ -95,7 +103,7 @@ class ExtractionActor:
             "valid": result.valid,
             "error": result.error,
             "error_kind": result.error_kind,
-            "validation_errors": [f"{e.path or '(root)'}: {e.message}" for e in result.errors],
+            "validation_errors": [e.describe() for e in result.errors],
             "finish_reason": result.finish_reason,
             "prompt_tokens": result.usage.prompt_tokens,
             "completion_tokens": result.usage.completion_tokens,

@@ -12,7 +12,7 @@ claims the paths it reads:
 * ``files``: images and PDFs (a folder, searched recursively, a glob, or a
   file). Ids: the path relative to the folder (or to the glob's fixed
   prefix; a single file: its name); a PDF page is ``NAME#page=N``, a whole
-  document ``NAME#pages=1-3`` (:func:`docextract.engine.result_id`, the ids
+  document ``NAME#pages=1-3`` (:func:`docextract.preprocess.pages.result_id`, the ids
   the engine gives). A folder contributes the files whose extension is an
   image or PDF one; others are listed as skipped, never read. A file named
   explicitly is always used.
@@ -171,9 +171,9 @@ def expand_files(
     row each and are decoded (or refused) by :mod:`batch.preprocess`.
     """
     from batch.rows import WORK_SCHEMA, error_fields, table
-    from docextract.documents import sniff_kind
-    from docextract.engine import result_id
-    from docextract.pdf import count_pdf_pages
+    from docextract.preprocess.documents import sniff_kind
+    from docextract.preprocess.pages import check_page_count, group_pages, result_id
+    from docextract.preprocess.pdf.api import count_pdf_pages
 
     rows: list[dict[str, Any]] = []
     for item in batch.to_pylist():
@@ -186,19 +186,13 @@ def expand_files(
                 rows.append({**base, "id": source})
                 continue
             count = count_pdf_pages(path, renderer=options.pdf_renderer, timeout_s=options.pdf_timeout_s, name=source)
-            selected = list(pages) if pages else list(range(1, count + 1))
-            if not pages and options.pdf_max_pages is not None and count > options.pdf_max_pages:
-                raise InputError(
-                    f"{source}: {count} pages, more than pdf_max_pages ({options.pdf_max_pages}); "
-                    "select pages with --pages or raise --pdf-max-pages",
-                    kind="too_many_pages",
-                )
+            selected = check_page_count(count, pages, options.pdf_max_pages, name=source)
         except (OSError, DocExtractError) as exc:
             if isinstance(exc, OSError):
                 exc = InputError(f"{source}: cannot read file ({exc.strerror or exc})", kind="not_found")
             rows.append({**base, "id": source, **error_fields(exc)})
             continue
-        groups = [[n] for n in selected] if mode == "per_page" else [selected]
+        groups = group_pages(selected, mode)
         rows.extend({**base, "id": result_id(source, group), "pages": group} for group in groups)
     return table([r for r in rows if r["id"] not in done], WORK_SCHEMA)
 

@@ -8,7 +8,7 @@ How the actor pool is sized (see :mod:`batch.actor` for why):
 
 * ``num_actors`` N: a fixed pool of N engines; or ``min_actors``/``max_actors``:
   an autoscaling pool. Each engine reserves what
-  :func:`docextract.placement.engine_placement` says (``tensor_parallel_size``
+  :func:`docextract.cluster.placement.engine_placement` says (``tensor_parallel_size``
   GPUs on a GPU cluster, ``cpus_per_engine`` CPUs).
 * ``batch_size``: rows Ray Data hands an actor per call.
 * ``max_in_flight``: requests one actor keeps in vLLM at once. Each actor
@@ -20,13 +20,12 @@ How the actor pool is sized (see :mod:`batch.actor` for why):
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["BatchOptions", "DocumentMode"]
+from docextract.config import PER_PAGE, DocumentMode
 
-DocumentMode = Literal["per_page", "document"]
+__all__ = ["BatchOptions"]
 
 
 class BatchOptions(BaseModel):
@@ -40,7 +39,7 @@ class BatchOptions(BaseModel):
     )
     output: str = Field(description="Output folder: part-*.parquet, config.json, summary.json.")
     mode: DocumentMode = Field(
-        default="per_page", description="PDFs: one row per page, or one row (one prompt) per document."
+        default=PER_PAGE, description="PDFs: one row per page, or one row (one prompt) per document."
     )
     pages: list[int] | None = Field(default=None, description="PDF pages to use, e.g. 1,3-5 (default: all).")
     image_column: str | None = Field(

@@ -59,7 +59,7 @@ def build_dataset(
     import ray.data
     from ray.data import ActorPoolStrategy
 
-    from docextract.placement import engine_placement
+    from docextract.cluster.placement import engine_placement
 
     cpu = {"num_cpus": options.preprocess_cpus, "batch_format": "pyarrow"}
     sources = []
@@ -103,7 +103,7 @@ def build_dataset(
         # engine's process.
         runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, round(placement.num_cpus)))}},
         # The engine's bundle as the actor's own request, not a placement group: see
-        # docextract.placement for why Ray Data's pool and per-actor groups do not mix.
+        # docextract.cluster.placement for why Ray Data's pool and per-actor groups do not mix.
         **placement.actor_options(),
     )
 

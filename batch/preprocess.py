@@ -1,6 +1,6 @@
 """CPU stage: a unit of work -> model-ready pages, in Ray tasks, never raising for a bad row.
 
-The same code as every front door (:func:`docextract.documents.load_document`:
+The same code as every front door (:func:`docextract.preprocess.documents.load_document`:
 type sniffing, size and pixel limits, EXIF rotation, RGB, resize to the
 pixel budget, sandboxed PDF rendering) runs here, on CPU workers, so the
 engine actors only generate. Pages travel to the actors as PNG bytes:
@@ -32,7 +32,7 @@ def encode_png(image: Any) -> bytes:
 
 
 def _load(row: dict[str, Any], options: Any) -> list[bytes]:
-    from docextract.documents import load_document
+    from docextract.preprocess.documents import load_document
 
     source = row["path"] if row["path"] is not None else row["data"]
     pages = row["pages"] or None

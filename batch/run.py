@@ -36,7 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batch.options import BatchOptions
-from docextract.cli_options import add_config_arguments, add_task_arguments, config_and_task
+from docextract.cli.options import (
+    add_config_arguments,
+    add_model_options,
+    add_task_arguments,
+    config_and_task,
+    given_options,
+    page_selection,
+)
 from docextract.config import ExtractionConfig
 from docextract.errors import DocExtractError, validation_problems
 
@@ -49,24 +56,26 @@ __all__ = ["build_parser", "main", "run_job"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-_FLAGS: dict[str, dict[str, Any]] = {
-    "inputs": {"flag": "--input", "action": "append", "metavar": "PATH", "required": True},
-    "output": {"flag": "--output", "metavar": "DIR", "required": True},
-    "mode": {"choices": ["per_page", "document"]},
+_JOB = "job"  # dest prefix of BatchOptions' options
+# Only what the field's type does not say; help and defaults come from BatchOptions.
+_OPTION_OVERRIDES: dict[str, dict[str, Any]] = {
+    "inputs": {"flag": "--input", "action": "append", "type": str, "metavar": "PATH"},
+    "output": {"metavar": "DIR"},
+    "pages": {"type": page_selection, "metavar": "PAGES"},
     "image_column": {"metavar": "NAME"},
     "id_column": {"metavar": "NAME"},
     "address": {"metavar": "ADDRESS"},
-    "num_cpus": {"type": int, "metavar": "N"},
-    "num_actors": {"type": int, "metavar": "N"},
-    "min_actors": {"type": int, "metavar": "N"},
-    "max_actors": {"type": int, "metavar": "N"},
-    "batch_size": {"type": int, "metavar": "N"},
-    "max_in_flight": {"type": int, "metavar": "N"},
-    "preprocess_cpus": {"type": float, "metavar": "CPUS"},
-    "include_images": {"action": argparse.BooleanOptionalAction},
-    "retry_errors": {"action": argparse.BooleanOptionalAction},
-    "part_rows": {"type": int, "metavar": "N"},
-    "flush_s": {"flag": "--flush-seconds", "type": float, "metavar": "S"},
+    "num_cpus": {"metavar": "N"},
+    "num_actors": {"metavar": "N"},
+    "min_actors": {"metavar": "N"},
+    "max_actors": {"metavar": "N"},
+    "batch_size": {"metavar": "N"},
+    "max_in_flight": {"metavar": "N"},
+    "preprocess_cpus": {"metavar": "CPUS"},
+    "include_images": {"show_default": False},
+    "retry_errors": {"show_default": False},
+    "part_rows": {"metavar": "N"},
+    "flush_s": {"flag": "--flush-seconds", "metavar": "S"},
     "truth": {"metavar": "PATH"},
     "eval_config": {"metavar": "FILE"},
 }
@@ -77,31 +86,11 @@ def _report(message: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from docextract.cli import parse_page_selection
-
     parser = argparse.ArgumentParser(
         prog="python -m batch.run",
         description="Extract schema-guaranteed JSON from image/PDF folders and Parquet datasets with Ray Data.",
     )
-    job = parser.add_argument_group("job (BatchOptions)")
-    # Help and defaults come from BatchOptions; flags left out stay unset so the model's defaults apply.
-    for name, spec in _FLAGS.items():
-        spec = dict(spec)
-        field = BatchOptions.model_fields[name]
-        flag = spec.pop("flag", "--" + name.replace("_", "-"))
-        default = field.get_default(call_default_factory=True)
-        text = (field.description or "").rstrip(".")
-        if default not in (None, False, [], {}) and not field.is_required():
-            text += f" (default: {default})"
-        job.add_argument(flag, dest=f"job__{name}", default=argparse.SUPPRESS, help=text, **spec)
-    job.add_argument(
-        "--pages",
-        dest="job__pages",
-        type=parse_page_selection,
-        metavar="PAGES",
-        default=argparse.SUPPRESS,
-        help=BatchOptions.model_fields["pages"].description,
-    )
+    add_model_options(parser, BatchOptions, title="job (BatchOptions)", dest_prefix=_JOB, overrides=_OPTION_OVERRIDES)
     add_task_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="show engine logs")
     add_config_arguments(parser, ExtractionConfig)
@@ -111,9 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _batch_options(args: argparse.Namespace) -> BatchOptions:
     from pydantic import ValidationError
 
-    given = {k.removeprefix("job__"): v for k, v in vars(args).items() if k.startswith("job__")}
     try:
-        return BatchOptions(**given)
+        return BatchOptions(**given_options(args, _JOB))
     except ValidationError as exc:
         raise DocExtractError(f"invalid options: {validation_problems(exc, root='(options)')}") from None
 
@@ -142,7 +130,7 @@ def run_job(options: BatchOptions, config: ExtractionConfig, task: TaskSpec) -> 
     from batch.outputs import write_config
     from batch.pipeline import build_dataset, run_pipeline
     from batch.resume import done_ids, prepare_output
-    from docextract.ray_runtime import init_ray
+    from docextract.cluster.runtime import init_ray
 
     out_dir = Path(options.output)
     # Inputs and the output folder are checked before Ray or the engine start: a typo fails in a second.

@@ -104,7 +104,7 @@ def _config(args: argparse.Namespace) -> Any:
 def _engine_args(config: Any) -> dict[str, Any]:
     """Exactly the vLLM arguments ``ExtractionEngine`` would use, without starting one."""
     from docextract.engine import ExtractionEngine, cpu_only
-    from docextract.model_source import resolve_model
+    from docextract.models.source import resolve_model
 
     stub = ExtractionEngine.__new__(ExtractionEngine)
     stub.config, stub.model_path, stub._cpu = config, resolve_model(config.model), cpu_only()
@@ -115,7 +115,7 @@ def _prompts(args: argparse.Namespace, config: Any, task: Any) -> tuple[list[str
     """(prompt texts, model-ready images) as the engine builds them."""
     from transformers import AutoProcessor
 
-    from docextract.documents import load_document
+    from docextract.preprocess.documents import load_document
     from docextract.prompts import build_messages, render_prompt
 
     processor = AutoProcessor.from_pretrained(args.model)
@@ -239,7 +239,7 @@ def run_raydata_llm(args: argparse.Namespace, *, standard: bool = False) -> dict
     import ray
     from ray.data.llm import build_processor
 
-    from docextract.documents import load_document
+    from docextract.preprocess.documents import load_document
     from docextract.tasks import load_task
 
     cores = os.cpu_count() or 2
@@ -384,7 +384,7 @@ def main() -> None:
         return
 
     if not args.model:
-        from docextract.tiny_model import BENCH, build_tiny_model
+        from docextract.testing.tiny_model import BENCH, build_tiny_model
 
         args.model = str(build_tiny_model(ROOT / ".cache" / "bench-qwen2vl", BENCH))
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as work:

@@ -149,7 +149,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "engine.json"))
     args = parser.parse_args()
     if not args.model:
-        from docextract.tiny_model import BENCH, build_tiny_model
+        from docextract.testing.tiny_model import BENCH, build_tiny_model
 
         args.model = str(build_tiny_model(ROOT / ".cache" / "bench-qwen2vl", BENCH))
     figures = asyncio.run(run(args))

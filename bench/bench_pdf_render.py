@@ -1,7 +1,7 @@
 """Benchmark PDF rendering: pdfium vs poppler, raster and vector pages, 72 and 150 dpi.
 
 Renders generated N-page documents (letter pages: full-page 200-dpi JPEG scans,
-or shapes and text) through :func:`docextract.pdf.render_pdf_pages` with each
+or shapes and text) through :func:`docextract.preprocess.pdf.render_pdf_pages` with each
 renderer, and, as a reference for the cost of running pdfium in a separate
 process, with pypdfium2 called directly in this process. Prints a table and
 writes the figures as JSON. The pdfium worker is started before timing.
@@ -30,7 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import pypdfium2  # noqa: E402
 from docfactory import make_pdf, raster_page, vector_page  # noqa: E402
 
-from docextract.pdf import render_pdf_pages  # noqa: E402
+from docextract.preprocess.pdf.api import render_pdf_pages  # noqa: E402
 
 DPIS = (72, 150)
 

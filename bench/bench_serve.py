@@ -135,7 +135,7 @@ def run_http(args) -> tuple[dict, float]:
     from ray import serve as ray_serve
     from raycluster import free_port
 
-    from docextract.ray_runtime import init_ray
+    from docextract.cluster.runtime import init_ray
     from serve.app import build_app
 
     cpus = os.cpu_count() or 1
@@ -154,8 +154,8 @@ def run_http(args) -> tuple[dict, float]:
 
 async def _direct_path(args) -> tuple[dict, float]:
     from docextract.config import ExtractionConfig
-    from docextract.documents import load_document
     from docextract.engine import ExtractionEngine
+    from docextract.preprocess.documents import load_document
     from docextract.tasks import get_builtin_task
 
     config = ExtractionConfig.model_validate(_config(args))
@@ -196,7 +196,7 @@ def main() -> None:
     if len(args.levels) != len(args.requests):
         parser.error("--levels and --requests need as many entries")
     if not args.model:
-        from docextract.tiny_model import BENCH, build_tiny_model
+        from docextract.testing.tiny_model import BENCH, build_tiny_model
 
         args.model = str(build_tiny_model(ROOT / ".cache" / "bench-qwen2vl", BENCH))
 

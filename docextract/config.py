@@ -3,25 +3,131 @@
 :class:`ExtractionConfig` is what the CLI, the Serve ``args:`` block and the
 batch job all validate against (``extra="forbid"``: a misspelt key is an error,
 not a silent default). CLI options are generated from its fields
-(:func:`docextract.cli_options.add_config_arguments`), so a default is written
-once, here. ``engine_kwargs`` is the one free-form pass-through, straight to
-vLLM's ``AsyncEngineArgs``.
+(:func:`docextract.cli.options.add_config_arguments`), so a default is written
+once, here, and flags given on top of a settings file are applied by one rule,
+:func:`merge_overrides`, at every door. ``engine_kwargs`` is the one free-form
+pass-through, straight to vLLM's ``AsyncEngineArgs``.
 """
 
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Literal
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from docextract.documents import PreprocessOptions
 from docextract.errors import DocExtractError, validation_problems
 
-__all__ = ["DEFAULT_MODEL", "ExtractionConfig", "PlacementConfig", "SamplingConfig", "load_config", "read_config_file"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "DEFAULT_MAX_PAGE_PIXELS",
+    "DEFAULT_MODEL",
+    "DOCUMENT",
+    "DOCUMENT_MODES",
+    "PDF_RENDERERS",
+    "PER_PAGE",
+    "DocumentMode",
+    "ExtractionConfig",
+    "PdfRenderer",
+    "PlacementConfig",
+    "PreprocessOptions",
+    "SamplingConfig",
+    "load_config",
+    "merge_overrides",
+    "nested_settings",
+    "read_config_file",
+    "unwrap_optional",
+]
 
 #: The production default: small enough for one 24 GB GPU, good at documents.
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+
+#: Refuse images whose header claims more pixels than this (decompression bombs). An A4 or
+#: letter page scanned at 600 dpi (35 MP) fits; decoded as RGB that is at most 150 MB.
+#: Pillow's own bomb limit (89 MP warning, 179 MP error) is higher.
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+#: Refuse input files larger than this.
+DEFAULT_MAX_BYTES = 50 * 1024**2
+#: PDF pages larger than this at the requested dpi are rendered at a lower dpi.
+DEFAULT_MAX_PAGE_PIXELS = 50_000_000
+
+#: How a multi-page document becomes prompts: one per page, or one for the whole document.
+DocumentMode = Literal["per_page", "document"]
+PER_PAGE: DocumentMode = "per_page"
+DOCUMENT: DocumentMode = "document"
+DOCUMENT_MODES: tuple[DocumentMode, ...] = get_args(DocumentMode)
+
+#: PDF renderers: pdfium, poppler, or auto (pdfium, then poppler if pdfium cannot read the file).
+PdfRenderer = Literal["auto", "pdfium", "poppler"]
+PDF_RENDERERS: tuple[PdfRenderer, ...] = get_args(PdfRenderer)
+
+
+class PreprocessOptions(BaseModel):
+    """How inputs become model-ready page images, and the limits that protect the service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_pixels: int | None = Field(
+        default=1280 * 28 * 28,
+        gt=0,
+        description=(
+            "Largest image given to the model, in pixels (width x height); larger images and "
+            "pages are scaled down, keeping their aspect ratio. The default, 1280*28*28, is "
+            "1280 Qwen2-VL image tokens. None keeps the full size."
+        ),
+    )
+    min_pixels: int | None = Field(
+        default=None,
+        gt=0,
+        description="Smaller images are scaled up to at least this many pixels. None never scales up.",
+    )
+    max_image_pixels: int = Field(
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        gt=0,
+        description=(
+            "Refuse images whose header claims more pixels than this (decompression bombs), "
+            "checked before decoding. PDF pages that would be larger at pdf_dpi are rendered "
+            "at a lower dpi instead."
+        ),
+    )
+    max_bytes: int = Field(
+        default=DEFAULT_MAX_BYTES,
+        gt=0,
+        description="Refuse files larger than this many bytes.",
+    )
+    pdf_dpi: int = Field(
+        default=150,
+        ge=36,
+        le=600,
+        description="Resolution at which PDF pages are rendered, before scaling to max_pixels.",
+    )
+    pdf_renderer: PdfRenderer = Field(
+        default="auto",
+        description="PDF renderer: pdfium, poppler, or auto (pdfium, then poppler if pdfium cannot read the file).",
+    )
+    pdf_max_pages: int | None = Field(
+        default=50,
+        ge=1,
+        description=(
+            "Most pages rendered from one PDF. Longer documents are refused unless the "
+            "request selects at most this many pages. None: no limit."
+        ),
+    )
+    pdf_timeout_s: float = Field(
+        default=60,
+        gt=0,
+        description="Wall-clock limit for rendering one PDF, in seconds; the renderer is killed when it is hit.",
+    )
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> PreprocessOptions:
+        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
+            raise ValueError(f"min_pixels ({self.min_pixels}) is larger than max_pixels ({self.max_pixels})")
+        return self
 
 
 class SamplingConfig(BaseModel):
@@ -43,7 +149,7 @@ class SamplingConfig(BaseModel):
 class PlacementConfig(BaseModel):
     """What one engine (a Serve replica or a batch actor) reserves on a Ray cluster.
 
-    Read by :func:`docextract.placement.engine_placement`, the one place that
+    Read by :func:`docextract.cluster.placement.engine_placement`, the one place that
     turns it into Ray resource requests for both front doors.
     """
 
@@ -132,14 +238,50 @@ def read_config_file(path: str | pathlib.Path) -> dict[str, Any]:
     return loaded or {}
 
 
-def load_config(path: str | pathlib.Path | None = None, **overrides: Any) -> ExtractionConfig:
-    """Load an :class:`ExtractionConfig` from YAML or JSON (or defaults), then apply overrides."""
-    data: dict[str, Any] = read_config_file(path) if path is not None else {}
+def unwrap_optional(annotation: Any) -> Any:
+    """``X | None`` -> ``X``; any other annotation as it is."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def nested_settings(model_cls: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """The fields of ``model_cls`` that are settings models themselves (``sampling``,
+    ``preprocess``, ``placement``; a ``deployment``'s ``autoscaling``), with their models."""
+    nested = {}
+    for name, field in model_cls.model_fields.items():
+        annotation = unwrap_optional(field.annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            nested[name] = annotation
+    return nested
+
+
+def merge_overrides(
+    data: Mapping[str, Any], overrides: Mapping[str, Any], model_cls: type[BaseModel] = ExtractionConfig
+) -> dict[str, Any]:
+    """``data`` (settings as read from a file) with ``overrides`` (from flags) applied, as a new mapping.
+
+    For a field of ``model_cls`` that is a settings model (:func:`nested_settings`), a mapping
+    of overrides updates the file's block value by value, so ``--max-tokens`` keeps the file's
+    ``sampling.temperature``; any other value, free-form mappings such as ``engine_kwargs``
+    included, replaces the file's.
+    """
+    merged = dict(data)
+    nested = nested_settings(model_cls)
     for key, value in overrides.items():
-        if key in ("sampling", "preprocess", "placement") and isinstance(value, dict):
-            data[key] = {**(data.get(key) or {}), **value}
+        if key in nested and isinstance(value, Mapping):
+            merged[key] = {**(merged.get(key) or {}), **value}
         else:
-            data[key] = value
+            merged[key] = value
+    return merged
+
+
+def load_config(path: str | pathlib.Path | None = None, **overrides: Any) -> ExtractionConfig:
+    """Load an :class:`ExtractionConfig` from YAML or JSON (or defaults), then apply overrides
+    (:func:`merge_overrides`)."""
+    data = merge_overrides(read_config_file(path) if path is not None else {}, overrides)
     from pydantic import ValidationError
 
     try:

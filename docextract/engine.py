@@ -1,13 +1,15 @@
 """The extraction engine: one vLLM ``AsyncLLM`` behind every front door.
 
 The CLI, the Ray Serve replica and the Ray Data actor each build one
-:class:`ExtractionEngine` and call the same methods, so prompts, structured
-output parameters and validation are the same online and in batch.
+:class:`ExtractionEngine`; every front door turns its request into an
+:class:`~docextract.requests.ExtractionRequest` and ends in :meth:`ExtractionEngine.run`
+(or :meth:`~ExtractionEngine.run_stream`), so prompts, structured output parameters,
+vLLM output conversion and validation happen once, the same online and in batch.
 
-Flow for one result: pages (already preprocessed) -> :mod:`docextract.prompts`
-(messages, the model's chat template) -> vLLM with
-``StructuredOutputsParams(json=task.engine_schema)`` -> :mod:`docextract.validate`
--> :class:`~docextract.results.ExtractionResult`.
+Flow for one result: request (pages already preprocessed) -> :meth:`~ExtractionEngine.prompt_for`
+(:mod:`docextract.prompts` messages or the client's own, the model's chat template) -> vLLM
+with ``StructuredOutputsParams(json=task.engine_schema)`` -> :mod:`docextract.results`
+(vLLM output converted) -> :mod:`docextract.validate` -> :class:`~docextract.results.ExtractionResult`.
 
 vLLM, torch and transformers are imported when an engine is built, not when
 this module is imported.
@@ -20,26 +22,25 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from docextract.config import ExtractionConfig, SamplingConfig
+from docextract.config import PER_PAGE, DocumentMode, ExtractionConfig, SamplingConfig
 from docextract.errors import DocExtractError, EngineError, InputError, ModelLoadError
-from docextract.model_families import family_for, read_architectures
-from docextract.model_source import resolve_model
+from docextract.models.families import family_for, read_architectures
+from docextract.models.source import resolve_model
+from docextract.preprocess.pages import group_pages, result_id
 from docextract.prompts import build_messages, render_prompt
-from docextract.results import ExtractionResult, Generation, Timings
+from docextract.requests import ExtractionRequest
+from docextract.results import ExtractionDelta, ExtractionResult, Generation, Timings, TokenDelta, Usage
 from docextract.tasks import TaskSpec
 from docextract.validate import validate_output
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from docextract.documents import Document, Page
+    from docextract.preprocess.documents import Document
 
-__all__ = ["DocumentMode", "ExtractionEngine", "cpu_only", "prepare_environment"]
-
-DocumentMode = Literal["per_page", "document"]
-
+__all__ = ["ExtractionEngine", "check_image_count", "cpu_only", "prepare_environment"]
 
 def cpu_only() -> bool:
     """True when no CUDA device is visible (vLLM then runs on the CPU)."""
@@ -58,6 +59,20 @@ def prepare_environment() -> None:
     if cpu_only():
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+
+
+def check_image_count(count: int, limit: int) -> None:
+    """Refuse a prompt with more images than ``max_images_per_prompt``: the engine's own guard,
+    also called by the online ingress before it fetches or decodes anything.
+
+    Raises:
+        InputError: ``too_many_images``.
+    """
+    if count > limit:
+        raise InputError(
+            f"{count} images in one prompt; this model takes at most {limit} (max_images_per_prompt)",
+            kind="too_many_images",
+        )
 
 
 class ExtractionEngine:
@@ -125,7 +140,7 @@ class ExtractionEngine:
         except Exception as exc:
             raise ModelLoadError(f"vLLM could not start {self.config.model}: {type(exc).__name__}: {exc}") from exc
 
-    # -- generation ---------------------------------------------------------------------------
+    # -- the one extraction path --------------------------------------------------------------
 
     def sampling_params(
         self, schema: dict[str, Any], sampling: SamplingConfig | None = None, *, stream: bool = False
@@ -151,65 +166,133 @@ class ExtractionEngine:
         self, task: TaskSpec, images: Sequence[Image.Image], page_numbers: list[int] | None = None
     ) -> dict[str, Any]:
         """The vLLM prompt (text from the chat template + images) for ``task`` on ``images``."""
-        messages = build_messages(
-            task,
-            len(images),
-            include_schema=self.config.include_schema_in_prompt,
-            system_prompt=self.config.system_prompt,
-            page_numbers=page_numbers,
-        )
-        return self.prompt_from_messages(messages, images)
+        return self.prompt_for(ExtractionRequest(task=task, images=list(images), pages=page_numbers or []))
 
-    def prompt_from_messages(self, messages: list[dict[str, Any]], images: Sequence[Image.Image]) -> dict[str, Any]:
-        """A vLLM prompt from chat messages whose image parts are ``{"type": "image"}`` placeholders."""
-        if len(images) > self.config.max_images_per_prompt:
-            raise InputError(
-                f"{len(images)} images in one prompt; this engine allows at most {self.config.max_images_per_prompt} "
-                "(max_images_per_prompt)",
-                kind="too_many_images",
-                http_status=413,
+    def prompt_for(self, request: ExtractionRequest) -> dict[str, Any]:
+        """The vLLM prompt of ``request``: its messages (or the task's own), rendered by the
+        model's chat template, with its images.
+
+        Raises:
+            InputError: ``too_many_images``.
+        """
+        check_image_count(len(request.images), self.config.max_images_per_prompt)
+        messages = request.messages
+        if messages is None:
+            messages = build_messages(
+                request.task,
+                len(request.images),
+                include_schema=self.config.include_schema_in_prompt,
+                system_prompt=self.config.system_prompt,
+                page_numbers=request.pages or None,
             )
         prompt: dict[str, Any] = {"prompt": render_prompt(self.processor, messages)}
-        if images:
-            prompt["multi_modal_data"] = {"image": list(images)}
+        if request.images:
+            prompt["multi_modal_data"] = {"image": list(request.images)}
         return prompt
 
-    async def generate(
-        self, prompt: dict[str, Any], schema: dict[str, Any], sampling: SamplingConfig | None = None
-    ) -> Generation:
-        """Run one prompt under ``schema`` to completion."""
-        params = self.sampling_params(schema, sampling)
-        request_id = uuid.uuid4().hex
-        final = None
-        try:
-            async for output in self.llm.generate(prompt, params, request_id):
-                final = output
-        except asyncio.CancelledError:
-            await self.llm.abort(request_id)
-            raise
-        except Exception as exc:
-            raise _request_error(exc) from None
-        if final is None:
-            raise EngineError("the engine returned no output")
-        return Generation.from_vllm(final)
+    async def run(self, request: ExtractionRequest) -> ExtractionResult:
+        """Extract ``request``: prompt, generate under the task's schema, validate, one result.
 
-    async def stream(
-        self, prompt: dict[str, Any], schema: dict[str, Any], sampling: SamplingConfig | None = None
-    ) -> AsyncIterator[tuple[str, str | None, Any]]:
-        """Yield ``(text delta, finish_reason, raw output)`` as tokens arrive."""
-        params = self.sampling_params(schema, sampling, stream=True)
+        A bad request (too many images, a prompt longer than the context) is a result with
+        ``error`` set, never an exception; a dead engine raises.
+        """
+        result: ExtractionResult | None = None
+        async for delta in self._run(request, stream=False):
+            result = delta.result
+        assert result is not None
+        return result
+
+    async def run_stream(self, request: ExtractionRequest) -> AsyncIterator[ExtractionDelta]:
+        """:meth:`run`, streamed: raw text as tokens arrive, then a last delta with the result."""
+        async for delta in self._run(request, stream=True):
+            yield delta
+
+    async def _run(self, request: ExtractionRequest, *, stream: bool) -> AsyncIterator[ExtractionDelta]:
+        started = time.perf_counter()
+        task = request.task
+        base = {
+            "id": request.id or result_id(request.source, request.pages),
+            "source": request.source,
+            "pages": list(request.pages),
+            "task": task.name,
+            "task_version": task.version,
+            "model": self.model_name,
+        }
         request_id = uuid.uuid4().hex
+        text: list[str] = []
+        generation: Generation | None = None
+        try:
+            prompt = self.prompt_for(request)
+            params = self.sampling_params(task.engine_schema, request.sampling, stream=stream)
+            if stream:
+                prompt_tokens = completion_tokens = 0
+                finish_reason = None
+                first_token_s = None
+                async for output in self._generate(prompt, params, request_id):
+                    step = TokenDelta.from_vllm(output)
+                    if first_token_s is None and step.tokens:
+                        first_token_s = time.perf_counter() - started
+                    prompt_tokens = max(prompt_tokens, step.prompt_tokens)
+                    completion_tokens += step.tokens
+                    finish_reason = step.finish_reason or finish_reason
+                    text.append(step.text)
+                    if step.text:
+                        yield ExtractionDelta(text=step.text)
+                generation = Generation(
+                    text="".join(text),
+                    finish_reason=finish_reason,
+                    usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
+                    first_token_s=first_token_s,
+                )
+            else:
+                final = None
+                async for output in self._generate(prompt, params, request_id):
+                    final = output
+                if final is None:
+                    raise EngineError("the engine returned no output")
+                generation = Generation.from_vllm(final)
+        except DocExtractError as exc:
+            elapsed = time.perf_counter() - started
+            yield ExtractionDelta(
+                result=ExtractionResult(
+                    **base,
+                    error=exc.message,
+                    error_kind=exc.kind,
+                    timings=Timings(preprocess_s=request.preprocess_s, total_s=request.preprocess_s + elapsed),
+                )
+            )
+            return
+        elapsed = time.perf_counter() - started
+        outcome = validate_output(generation.text, task, generation.finish_reason)
+        yield ExtractionDelta(
+            result=ExtractionResult(
+                **base,
+                data=outcome.data,
+                raw_text=generation.text,
+                valid=outcome.valid,
+                errors=outcome.errors,
+                finish_reason=generation.finish_reason,
+                usage=generation.usage,
+                timings=Timings(
+                    preprocess_s=request.preprocess_s,
+                    queue_s=generation.queue_s,
+                    first_token_s=generation.first_token_s,
+                    generation_s=elapsed,
+                    total_s=request.preprocess_s + elapsed,
+                ),
+            )
+        )
+
+    async def _generate(self, prompt: dict[str, Any], params: Any, request_id: str) -> AsyncIterator[Any]:
+        """vLLM's outputs for one request; aborted in vLLM when the caller goes away."""
         try:
             async for output in self.llm.generate(prompt, params, request_id):
-                completion = output.outputs[0]
-                yield completion.text, completion.finish_reason, output
+                yield output
         except (asyncio.CancelledError, GeneratorExit):
             await self.llm.abort(request_id)
             raise
         except Exception as exc:
             raise _request_error(exc) from None
-
-    # -- extraction ---------------------------------------------------------------------------
 
     async def extract(
         self,
@@ -222,44 +305,15 @@ class ExtractionEngine:
         preprocess_s: float = 0.0,
     ) -> ExtractionResult:
         """Extract ``task`` from ``images`` in one prompt: one image, one page, or a whole document."""
-        pages = list(pages or [])
-        started = time.perf_counter()
-        base = {
-            "id": result_id(source, pages),
-            "source": source,
-            "pages": pages,
-            "task": task.name,
-            "task_version": task.version,
-            "model": self.model_name,
-        }
-        try:
-            prompt = self.build_prompt(task, images, pages or None)
-            generation = await self.generate(prompt, task.engine_schema, sampling)
-        except DocExtractError as exc:
-            elapsed = time.perf_counter() - started
-            return ExtractionResult(
-                **base,
-                error=exc.message,
-                error_kind=exc.kind,
-                timings=Timings(preprocess_s=preprocess_s, total_s=preprocess_s + elapsed),
-            )
-        elapsed = time.perf_counter() - started
-        outcome = validate_output(generation.text, task, generation.finish_reason)
-        return ExtractionResult(
-            **base,
-            data=outcome.data,
-            raw_text=generation.text,
-            valid=outcome.valid,
-            errors=outcome.errors,
-            finish_reason=generation.finish_reason,
-            usage=generation.usage,
-            timings=Timings(
+        return await self.run(
+            ExtractionRequest(
+                task=task,
+                images=list(images),
+                source=source,
+                pages=list(pages or []),
+                sampling=sampling,
                 preprocess_s=preprocess_s,
-                queue_s=generation.queue_s,
-                first_token_s=generation.first_token_s,
-                generation_s=elapsed,
-                total_s=preprocess_s + elapsed,
-            ),
+            )
         )
 
     async def extract_document(
@@ -267,41 +321,29 @@ class ExtractionEngine:
         document: Document,
         task: TaskSpec,
         *,
-        mode: DocumentMode = "per_page",
+        mode: DocumentMode = PER_PAGE,
         sampling: SamplingConfig | None = None,
         preprocess_s: float = 0.0,
     ) -> list[ExtractionResult]:
         """Results for a loaded document: one per page (``per_page``, run concurrently),
         or one for all pages in one prompt (``document``). An image is a one-page document.
         ``preprocess_s``, the time it took to load, is shared among the page results."""
+        by_number = {page.page_number: page for page in document.pages}
+        groups = group_pages(list(by_number), mode)
         numbered = document.kind == "pdf"
-        if mode == "document" or len(document.pages) == 1:
-            pages: list[Page] = list(document.pages)
-            return [
-                await self.extract(
-                    [p.image for p in pages],
-                    task,
-                    source=document.name,
-                    pages=[p.page_number for p in pages] if numbered else [],
-                    sampling=sampling,
-                    preprocess_s=preprocess_s,
-                )
-            ]
-        if mode != "per_page":
-            raise InputError(f"unknown document mode {mode!r}; use 'per_page' or 'document'", kind="invalid_mode")
-        share = preprocess_s / max(1, len(document.pages))
+        share = preprocess_s / len(groups)
         return list(
             await asyncio.gather(
                 *(
                     self.extract(
-                        [page.image],
+                        [by_number[n].image for n in group],
                         task,
                         source=document.name,
-                        pages=[page.page_number] if numbered else [],
+                        pages=group if numbered else [],
                         sampling=sampling,
                         preprocess_s=share,
                     )
-                    for page in document.pages
+                    for group in groups
                 )
             )
         )
@@ -337,13 +379,3 @@ def _request_error(exc: Exception) -> Exception:
         return InputError(f"the engine rejected the request: {message}", kind="rejected_by_engine")
     return EngineError(f"generation failed: {type(exc).__name__}: {exc}")
 
-
-def result_id(source: str, pages: list[int]) -> str:
-    """Stable result id: ``name``, ``name#page=3`` or ``name#pages=1-4``."""
-    if not pages:
-        return source
-    if len(pages) == 1:
-        return f"{source}#page={pages[0]}"
-    if pages == list(range(pages[0], pages[-1] + 1)):
-        return f"{source}#pages={pages[0]}-{pages[-1]}"
-    return f"{source}#pages={','.join(map(str, pages))}"

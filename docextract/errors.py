@@ -3,7 +3,8 @@
 Every error a user can cause derives from :class:`DocExtractError` and carries a
 message meant to be shown as is (CLI: one line on stderr and a non-zero exit;
 Serve: the body of a 4xx answer; batch: the row's ``error`` column). ``kind``
-is a short stable machine-readable code for clients and metrics.
+is a short stable machine-readable code for clients and metrics. How a kind is
+answered over HTTP is the online service's business (:mod:`serve.errors`), not the core's.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ class DocExtractError(Exception):
     """Base class: an error with a message fit to show the user."""
 
     kind: str = "error"
-    #: HTTP status the online front door answers with.
-    http_status: int = 400
 
     def __init__(self, message: str, *, kind: str | None = None) -> None:
         super().__init__(message)
@@ -44,19 +43,12 @@ class InputError(DocExtractError):
     ``empty_file``, ``encrypted_pdf``, ``unsupported_type``, ``too_large``)."""
 
     kind = "invalid_input"
-    http_status = 422
-
-    def __init__(self, message: str, *, kind: str | None = None, http_status: int | None = None) -> None:
-        super().__init__(message, kind=kind)
-        if http_status is not None:
-            self.http_status = http_status
 
 
 class TaskError(DocExtractError):
     """A task that cannot be found or loaded (unknown name, unreadable file)."""
 
     kind = "invalid_task"
-    http_status = 400
 
 
 class SchemaError(TaskError):
@@ -64,21 +56,18 @@ class SchemaError(TaskError):
     cannot enforce. Raised when the task is loaded, never at generation time."""
 
     kind = "invalid_schema"
-    http_status = 422
 
 
 class ModelLoadError(DocExtractError):
     """The model cannot be loaded (not found offline, unsupported architecture)."""
 
     kind = "model_load"
-    http_status = 503
 
 
 class EngineError(DocExtractError):
     """The engine failed for one request (not the caller's input)."""
 
     kind = "engine_error"
-    http_status = 500
 
 
 def validation_problems(exc: Any, root: str = "(root)") -> str:

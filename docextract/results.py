@@ -1,7 +1,8 @@
 """Typed results: what every front door returns for one image, page or document.
 
-vLLM's ``RequestOutput`` is converted in exactly one place,
-:meth:`Generation.from_vllm`; everything downstream reads these models.
+vLLM's ``RequestOutput`` is converted in exactly one place, this module
+(:meth:`Generation.from_vllm` for a finished request, :meth:`TokenDelta.from_vllm`
+for a streamed step); everything downstream reads these models.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FieldError", "Usage", "Timings", "Generation", "ExtractionResult"]
+__all__ = ["ExtractionDelta", "ExtractionResult", "FieldError", "Generation", "TokenDelta", "Timings", "Usage"]
 
 
 class FieldError(BaseModel):
@@ -20,6 +21,10 @@ class FieldError(BaseModel):
 
     path: str = Field(description="Where, as a field path such as 'line_items[2].amount' ('' for the root).")
     message: str
+
+    def describe(self) -> str:
+        """One line for people: ``'line_items[2].amount: -1 is less than 0'``; the root is ``(root)``."""
+        return f"{self.path or '(root)'}: {self.message}"
 
 
 class Usage(BaseModel):
@@ -80,6 +85,28 @@ class Generation(BaseModel):
         )
 
 
+class TokenDelta(BaseModel):
+    """One streamed step of a request: the new text and how many tokens it took."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    tokens: int
+    prompt_tokens: int
+    finish_reason: str | None = None
+
+    @classmethod
+    def from_vllm(cls, output: Any) -> TokenDelta:
+        """Convert a vLLM ``RequestOutput`` of ``RequestOutputKind.DELTA`` (this step's tokens only)."""
+        completion = output.outputs[0]
+        return cls(
+            text=completion.text,
+            tokens=len(completion.token_ids or []),
+            prompt_tokens=len(output.prompt_token_ids or []),
+            finish_reason=completion.finish_reason,
+        )
+
+
 class ExtractionResult(BaseModel):
     """The result for one image, one PDF page, or one whole document.
 
@@ -107,3 +134,13 @@ class ExtractionResult(BaseModel):
     finish_reason: str | None = None
     usage: Usage = Field(default_factory=Usage)
     timings: Timings = Field(default_factory=Timings)
+
+
+class ExtractionDelta(BaseModel):
+    """A piece of a streamed extraction: new raw text, and on the last piece the whole
+    :class:`ExtractionResult` (validated, mapped back, with usage and timings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = ""
+    result: ExtractionResult | None = None

@@ -5,7 +5,7 @@ package; user tasks load from a labelr-style ``config.json``
 (``{"instructions": ..., "json_schema": ...}``), from a bare JSON Schema file
 plus instructions, or from a Pydantic model named ``module:Class``.
 
-Every task is checked when it is built (:func:`docextract.schema_check.check_schema`):
+Every task is checked when it is built (:func:`docextract.schema.check.check_schema`):
 an invalid schema, or one the chosen grammar backend cannot enforce, fails at
 load time with the path and keyword named, never at the first request.
 """
@@ -22,8 +22,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from docextract.errors import SchemaError, TaskError
-from docextract.schema_check import Backend, check_schema
-from docextract.schema_transform import engine_schema
+from docextract.schema.check import Backend, check_schema
+from docextract.schema.transform import engine_schema
 
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
@@ -34,6 +34,7 @@ __all__ = [
     "task_from_labelr_config",
     "task_from_model",
     "task_from_schema",
+    "task_slug",
 ]
 
 #: Used when a bare schema comes without instructions.
@@ -43,6 +44,20 @@ DEFAULT_INSTRUCTIONS = (
 )
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def task_slug(text: str, *, default: str = "custom", max_length: int | None = 64) -> str:
+    """``text`` made into a valid task name: each run of other characters becomes ``_``, leading
+    and trailing ``_.-`` go, then at most ``max_length`` characters are kept (None: all);
+    ``default`` when nothing is left.
+
+    The one rule for names that come from what users wrote: a schema file's name, an
+    inline schema's ``title``, an OpenAI ``json_schema.name``, and (with ``max_length=None``)
+    the served model name inside a Serve deployment name.
+    """
+    slug = _NAME_UNSAFE_RE.sub("_", text).strip("_.-")
+    return (slug if max_length is None else slug[:max_length]) or default
 
 
 class TaskSpec(BaseModel):
@@ -97,7 +112,7 @@ class TaskSpec(BaseModel):
 
     @property
     def engine_schema(self) -> dict[str, Any]:
-        """The schema sent to vLLM (see :mod:`docextract.schema_transform`)."""
+        """The schema sent to vLLM (see :mod:`docextract.schema.transform`)."""
         if self._engine_schema is None:
             self._engine_schema = engine_schema(self.json_schema)
         return self._engine_schema
@@ -238,7 +253,7 @@ def load_task(
             raise TaskError(f"{ref}: no such task file")
         content = _read_json(path)
         name = path.stem if path.stem != "config" else (path.parent.name or "custom")
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64] or "custom"
+        name = task_slug(name)
         if isinstance(content, dict) and "json_schema" in content:
             if instructions:
                 content = {**content, "instructions": instructions}

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from docextract.results import FieldError
-from docextract.schema_transform import restore_optional
+from docextract.schema.transform import restore_optional
 from docextract.tasks import TaskSpec
 
 __all__ = ["ValidationOutcome", "field_path", "validate_data", "validate_output"]

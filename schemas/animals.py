@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = ["NAME", "VERSION", "INSTRUCTIONS", "Model"]
+
 NAME = "animals"
 VERSION = "1"
 INSTRUCTIONS = (

@@ -6,6 +6,8 @@ import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = ["NAME", "VERSION", "INSTRUCTIONS", "Model", "LineItem", "Party"]
+
 NAME = "invoice"
 VERSION = "1"
 INSTRUCTIONS = (

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = ["NAME", "VERSION", "INSTRUCTIONS", "Model", "Unit"]
+
 NAME = "price_tag"
 VERSION = "1"
 INSTRUCTIONS = (

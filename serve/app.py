@@ -14,7 +14,7 @@ Used three ways, all validated by :class:`serve.config.ServeAppConfig`:
 * ``docextract serve --model M [--config serve.yaml]`` (:mod:`serve.cli`);
 * ``ray_serve.run(build_app({...}))`` from Python.
 
-A replica's resources come only from :func:`docextract.placement.engine_placement`
+A replica's resources come only from :func:`docextract.cluster.placement.engine_placement`
 (the request a batch actor makes too): each replica lives in a ``STRICT_PACK``
 placement group of one bundle, so with ``tensor_parallel_size`` N on GPUs the
 replica actor holds N GPUs of one node and vLLM runs its N workers inside it.
@@ -27,8 +27,8 @@ from typing import Any
 
 from ray import serve as ray_serve
 
+from docextract.cluster.placement import engine_placement
 from docextract.errors import DocExtractError
-from docextract.placement import engine_placement
 from serve.config import ServeAppConfig, ServedModel, load_serve_config
 from serve.deployment import ExtractorReplica
 from serve.ingress import Ingress

@@ -28,20 +28,17 @@ import argparse
 import signal
 import sys
 import threading
-import types
-import typing
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel
-
-from docextract.cli_options import add_config_arguments, config_overrides
-from docextract.config import ExtractionConfig, read_config_file
+from docextract.cli.options import add_config_arguments, add_model_options, config_overrides, given_options
+from docextract.config import ExtractionConfig, merge_overrides, read_config_file
 from docextract.errors import DocExtractError
 from serve.config import (
     AutoscalingSettings,
     DeploymentSettings,
     ServeAppConfig,
+    ServedModel,
     ServiceLimits,
     app_args,
     load_serve_config,
@@ -51,34 +48,8 @@ __all__ = ["build_parser", "config_from_args", "main"]
 
 EXIT_OK, EXIT_USAGE = 0, 2
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
-_SCALARS = (int, float, str, bool)
-
-
-def _scalar(annotation: Any) -> Any:
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0] if len(args) == 1 else None
-    return annotation
-
-
-def _add_flat_fields(parser: argparse.ArgumentParser, title: str, model_cls: type[BaseModel], prefix: str) -> None:
-    """One ``--flag`` per scalar field of ``model_cls``; unset flags stay unset (the model's default rules)."""
-    group = parser.add_argument_group(title)
-    for name, field in model_cls.model_fields.items():
-        kind = _scalar(field.annotation)
-        if kind not in _SCALARS and typing.get_origin(kind) is not Literal:
-            continue
-        kwargs: dict[str, Any] = {"dest": f"{prefix}__{name}", "default": argparse.SUPPRESS}
-        if kind is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(kind) is Literal:
-            kwargs["choices"] = list(typing.get_args(kind))
-        else:
-            kwargs.update(type=kind, metavar=kind.__name__.upper())
-        default = field.get_default()
-        help_text = (field.description or "").rstrip(".")
-        kwargs["help"] = help_text + (f" (default: {default})" if default is not None else "")
-        group.add_argument("--" + name.replace("_", "-"), **kwargs)
+# Dest prefixes of the generated options, read back by given_options.
+_DEPLOY, _AUTOSCALE, _LIMITS = "deploy", "autoscale", "limits"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,14 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--detach", action="store_true", help="with --address: deploy and return, leaving the app running"
     )
     add_config_arguments(parser, ExtractionConfig)
-    _add_flat_fields(parser, "replicas of the default model (DeploymentSettings)", DeploymentSettings, "deploy")
-    _add_flat_fields(parser, "autoscaling of the default model (AutoscalingSettings)", AutoscalingSettings, "autoscale")
-    _add_flat_fields(parser, "service limits (ServiceLimits)", ServiceLimits, "limits")
+    for title, model_cls, prefix in (
+        ("replicas of the default model (DeploymentSettings)", DeploymentSettings, _DEPLOY),
+        ("autoscaling of the default model (AutoscalingSettings)", AutoscalingSettings, _AUTOSCALE),
+        ("service limits (ServiceLimits)", ServiceLimits, _LIMITS),
+    ):
+        add_model_options(parser, model_cls, title=title, dest_prefix=prefix)
     return parser
-
-
-def _given(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
-    return {dest.split("__", 1)[1]: v for dest, v in vars(args).items() if dest.startswith(prefix + "__")}
 
 
 def _file_data(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -127,21 +97,15 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServeAppConfig, dict[str
     models = data.get("models") or [{}]
     if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
         raise DocExtractError("invalid serve configuration: models must be a list of mappings")
-    models = [dict(m) for m in models]
-    first = models[0]
-    for key, value in config_overrides(args).items():
-        if isinstance(value, dict):
-            first[key] = {**(first.get(key) or {}), **value}
-        else:
-            first[key] = value
-    deployment = {**(first.get("deployment") or {}), **_given(args, "deploy")}
-    autoscale = _given(args, "autoscale")
+    first = merge_overrides(models[0], config_overrides(args), ServedModel)
+    deployment = given_options(args, _DEPLOY)
+    autoscale = given_options(args, _AUTOSCALE)
     if autoscale:
-        deployment["autoscaling"] = {**(deployment.get("autoscaling") or {}), **autoscale}
+        deployment["autoscaling"] = autoscale
     if deployment:
-        first["deployment"] = deployment
-    data["models"] = models
-    data["limits"] = {**(data.get("limits") or {}), **_given(args, "limits")}
+        first["deployment"] = merge_overrides(first.get("deployment") or {}, deployment, DeploymentSettings)
+    data["models"] = [first, *(dict(m) for m in models[1:])]
+    data = merge_overrides(data, {_LIMITS: given_options(args, _LIMITS)}, ServeAppConfig)
     if args.api_key_env:
         data.pop("api_key", None)
         data["api_key_env"] = args.api_key_env
@@ -186,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import ray
     from ray import serve as ray_serve
 
-    from docextract.ray_runtime import init_ray
+    from docextract.cluster.runtime import init_ray
     from serve.app import build_app
 
     env_vars = {}

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from docextract.config import ExtractionConfig, read_config_file
 from docextract.errors import DocExtractError, validation_problems
+from docextract.tasks import task_slug
 
 __all__ = [
     "APP_IMPORT_PATH",
@@ -41,8 +41,6 @@ __all__ = [
 
 #: What a Serve config file names as the application's ``import_path``.
 APP_IMPORT_PATH = "serve.app:build_app"
-
-_SLUG_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 class AutoscalingSettings(BaseModel):
@@ -81,7 +79,7 @@ class DeploymentSettings(BaseModel):
 
     A replica's resources are not set here: they come from the model's
     ``placement`` (and ``tensor_parallel_size``) through
-    :func:`docextract.placement.engine_placement`, the same request a batch actor makes.
+    :func:`docextract.cluster.placement.engine_placement`, the same request a batch actor makes.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -125,7 +123,7 @@ class ServedModel(ExtractionConfig):
     @property
     def deployment_name(self) -> str:
         """A Serve deployment name derived from the served name (see :meth:`ServeAppConfig._unique_names`)."""
-        return "Extractor_" + (_SLUG_RE.sub("_", self.model_name).strip("_.-") or "model")
+        return "Extractor_" + task_slug(self.model_name, default="model", max_length=None)
 
 
 class ServiceLimits(BaseModel):

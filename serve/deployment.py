@@ -5,8 +5,9 @@ within the model's pixel budget, a checked task or schema) and only runs the
 engine, so its event loop does nothing but feed vLLM: decoding, PDF
 rendering, schema checks and URL fetches happen in the ingress
 (:mod:`serve.ingress`), and a bad input is refused there without taking a
-slot in this replica's queue. What crosses the handle is typed (the ``*Call``
-models below, :class:`ExtractionResult`, :class:`Generation`).
+slot in this replica's queue. What crosses the handle is typed (:class:`ExtractCall`,
+:class:`~docextract.requests.ExtractionRequest`, :class:`ExtractionResult`, :class:`ExtractionDelta`): the replica
+reads no vLLM output itself and validates nothing itself; the engine does both, once.
 
 Serve's health check calls :meth:`ExtractorReplica.check_health`, which asks
 the engine; a dead engine makes Serve replace the replica. A request that
@@ -18,17 +19,16 @@ replica down.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from docextract.config import ExtractionConfig, SamplingConfig
-from docextract.documents import Document
-from docextract.engine import DocumentMode
-from docextract.results import ExtractionResult, Generation, Usage
+from docextract.config import PER_PAGE, DocumentMode, ExtractionConfig, SamplingConfig
+from docextract.preprocess.documents import Document
+from docextract.requests import ExtractionRequest
+from docextract.results import ExtractionDelta, ExtractionResult
 from docextract.tasks import TaskSpec
 
-__all__ = ["ChatCall", "ExtractCall", "ExtractorReplica", "StreamDelta"]
+__all__ = ["ExtractCall", "ExtractorReplica"]
 
 
 class ExtractCall(BaseModel):
@@ -38,28 +38,9 @@ class ExtractCall(BaseModel):
 
     document: Document
     task: TaskSpec
-    mode: DocumentMode = "per_page"
+    mode: DocumentMode = PER_PAGE
     sampling: SamplingConfig | None = None
     preprocess_s: float = 0.0
-
-
-class ChatCall(BaseModel):
-    """Generate under ``schema`` for chat messages whose images are ``{"type": "image"}`` placeholders."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
-
-    messages: list[dict[str, Any]]
-    images: list[Any] = Field(default_factory=list, description="PIL images, in placeholder order.")
-    engine_schema: dict[str, Any]
-    sampling: SamplingConfig | None = None
-
-
-class StreamDelta(BaseModel):
-    """New text of a streamed generation; the last one has ``finish_reason`` and ``usage``."""
-
-    text: str
-    finish_reason: str | None = None
-    usage: Usage | None = None
 
 
 class ExtractorReplica:
@@ -75,19 +56,14 @@ class ExtractorReplica:
             call.document, call.task, mode=call.mode, sampling=call.sampling, preprocess_s=call.preprocess_s
         )
 
-    async def generate(self, call: ChatCall) -> Generation:
-        prompt = self.engine.prompt_from_messages(call.messages, call.images)
-        return await self.engine.generate(prompt, call.engine_schema, call.sampling)
+    async def run(self, request: ExtractionRequest) -> ExtractionResult:
+        """One request (chat, TGI) through the engine's one extraction path."""
+        return await self.engine.run(request)
 
-    async def stream(self, call: ChatCall) -> AsyncIterator[StreamDelta]:
-        prompt = self.engine.prompt_from_messages(call.messages, call.images)
-        prompt_tokens = completion_tokens = 0
-        async for text, finish_reason, output in self.engine.stream(prompt, call.engine_schema, call.sampling):
-            # Delta outputs carry this step's tokens only; the prompt is the same in each.
-            prompt_tokens = max(prompt_tokens, len(output.prompt_token_ids or []))
-            completion_tokens += len(output.outputs[0].token_ids or [])
-            usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens) if finish_reason else None
-            yield StreamDelta(text=text, finish_reason=finish_reason, usage=usage)
+    async def run_stream(self, request: ExtractionRequest) -> AsyncIterator[ExtractionDelta]:
+        """:meth:`run`, streamed: raw text deltas, the last one carrying the result."""
+        async for delta in self.engine.run_stream(request):
+            yield delta
 
     async def ready(self) -> str:
         """For the ingress's ``/healthz``: raises unless the engine answers."""

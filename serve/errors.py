@@ -5,23 +5,43 @@ OpenAI's shape (so the official ``openai`` client raises ``BadRequestError``,
 ``AuthenticationError``...) with docextract's stable ``kind`` added, on the
 native routes as well, so clients parse one shape.
 
-The status comes from the core's :attr:`DocExtractError.http_status`; a few
-input kinds are refined here where HTTP has a more precise code (the core
-keeps its generic 422 for the CLI's and batch's sake).
+The status of a core error is decided here and only here (the core knows no
+HTTP): its ``kind`` in :data:`STATUS_BY_KIND`, else its class in
+:data:`STATUS_BY_CLASS`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from docextract.errors import DocExtractError, validation_problems
+from docextract.errors import (
+    DocExtractError,
+    EngineError,
+    InputError,
+    ModelLoadError,
+    SchemaError,
+    TaskError,
+    validation_problems,
+)
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-__all__ = ["ApiError", "error_body", "from_docextract", "invalid_request", "status_for"]
+    from docextract.results import ExtractionResult
 
-#: Input kinds whose HTTP status is more precise than the core's default.
+__all__ = ["ApiError", "error_body", "from_docextract", "invalid_request", "result_error", "status_for"]
+
+#: The status of each core error class (the first match along the class's MRO).
+STATUS_BY_CLASS: dict[type[DocExtractError], int] = {
+    SchemaError: 422,
+    TaskError: 400,
+    InputError: 422,
+    ModelLoadError: 503,
+    EngineError: 500,
+    DocExtractError: 400,
+}
+
+#: Kinds whose status is more precise than their class's.
 STATUS_BY_KIND: dict[str, int] = {
     "unsupported_type": 415,
     "too_large": 413,
@@ -32,6 +52,13 @@ STATUS_BY_KIND: dict[str, int] = {
     "invalid_data_uri": 400,
     "invalid_task": 400,
     "not_found": 400,  # over HTTP, a missing file is a bad reference in the request
+    "url_not_allowed": 400,
+    "url_fetch_failed": 400,
+    "url_fetch_disabled": 400,
+    "renderer_unavailable": 503,
+    "renderer_busy": 503,  # every render slot taken: retry later
+    "rejected_by_engine": 422,  # e.g. a prompt longer than the context
+    "engine_error": 500,
 }
 
 #: OpenAI's error ``type`` per status.
@@ -71,11 +98,20 @@ class ApiError(Exception):
 
 
 def status_for(exc: DocExtractError) -> int:
-    return STATUS_BY_KIND.get(exc.kind, exc.http_status)
+    """The HTTP status that answers ``exc``."""
+    if exc.kind in STATUS_BY_KIND:
+        return STATUS_BY_KIND[exc.kind]
+    return next(STATUS_BY_CLASS[cls] for cls in type(exc).__mro__ if cls in STATUS_BY_CLASS)
 
 
 def from_docextract(exc: DocExtractError) -> ApiError:
     return ApiError(status_for(exc), exc.message, kind=exc.kind)
+
+
+def result_error(result: ExtractionResult) -> ApiError:
+    """A result that carries an error instead of an output (the engine refused its request)."""
+    kind = result.error_kind or "invalid_input"
+    return ApiError(STATUS_BY_KIND.get(kind, STATUS_BY_CLASS[InputError]), result.error or "no output", kind=kind)
 
 
 def invalid_request(exc: ValidationError) -> ApiError:

@@ -25,30 +25,30 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from docextract.config import SamplingConfig
-from docextract.errors import DocExtractError, EngineError, InputError, validation_problems
+from docextract.errors import DocExtractError, EngineError, validation_problems
 from serve.config import ServeAppConfig, ServedModel
-from serve.errors import ApiError, from_docextract
+from serve.deadline import Deadline
+from serve.errors import ApiError, from_docextract, result_error
 from serve.inputs import reference_bytes
 from serve.metrics import ServiceMetrics
+from serve.protocols.common import task_name
 from serve.url_fetch import UrlFetcher
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from docextract.documents import Document
-    from docextract.results import Generation
+    from docextract.preprocess.documents import Document
+    from docextract.requests import ExtractionRequest
+    from docextract.results import ExtractionDelta, ExtractionResult
     from docextract.tasks import TaskSpec
-    from docextract.validate import ValidationOutcome
-    from serve.deployment import ChatCall, StreamDelta
 
-__all__ = ["Deadline", "Ingress"]
+__all__ = ["Ingress"]
 
 logger = logging.getLogger("ray.serve")
 T = TypeVar("T")
@@ -56,29 +56,6 @@ T = TypeVar("T")
 #: How long ``/healthz`` waits for each model's replica.
 HEALTH_TIMEOUT_S = 5.0
 _TASK_CACHE_SIZE = 256
-
-
-class Deadline:
-    """The time a request has left; expiry is a 504."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._at = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        left = self._at - time.monotonic()
-        if left <= 0:
-            raise self.expired()
-        return left
-
-    def expired(self) -> ApiError:
-        return ApiError(504, f"the request took longer than its limit of {self.seconds:g} s", kind="timeout")
-
-    async def run(self, awaitable: Awaitable[T]) -> T:
-        try:
-            return await asyncio.wait_for(awaitable, self.remaining())
-        except asyncio.TimeoutError:
-            raise self.expired() from None
 
 
 def _cause(exc: BaseException) -> BaseException:
@@ -202,7 +179,7 @@ class Ingress:
         pages: list[int] | None,
     ) -> tuple[Document, float]:
         """Decode or render ``content`` with the model's preprocessing options, in a thread."""
-        from docextract.documents import load_document
+        from docextract.preprocess.documents import load_document
 
         started = time.perf_counter()
         document = await asyncio.to_thread(
@@ -212,15 +189,10 @@ class Ingress:
 
     async def load_images(self, served: ServedModel, refs: list[str]) -> list[Image.Image]:
         """Chat and TGI images: fetched or decoded, then fitted to the model's pixel budget."""
-        from docextract.documents import load_model_image
+        from docextract.engine import check_image_count
+        from docextract.preprocess.documents import load_model_image
 
-        if len(refs) > served.max_images_per_prompt:
-            raise InputError(
-                f"{len(refs)} images in one request; model {served.model_name} takes at most "
-                f"{served.max_images_per_prompt} (max_images_per_prompt)",
-                kind="too_many_images",
-                http_status=413,
-            )
+        check_image_count(len(refs), served.max_images_per_prompt)  # before fetching or decoding any
 
         async def one(i: int, ref: str) -> Image.Image:
             name = f"image {i + 1}"
@@ -229,7 +201,7 @@ class Ingress:
 
         return list(await asyncio.gather(*(one(i, ref) for i, ref in enumerate(refs))))
 
-    async def chat_call(
+    async def chat_request(
         self,
         served: ServedModel,
         task: TaskSpec,
@@ -237,30 +209,59 @@ class Ingress:
         refs: list[str],
         sampling_overrides: dict[str, Any],
         deadline: Deadline,
-    ) -> ChatCall:
-        """A chat or TGI request for the replica: its images loaded, its schema and sampling settled."""
-        from serve.deployment import ChatCall
+        *,
+        source: str,
+        request_id: str | None = None,
+    ) -> ExtractionRequest:
+        """A chat or TGI request as the one internal request: its images loaded, its schema and sampling settled."""
+        from docextract.requests import ExtractionRequest
 
+        started = time.perf_counter()
         images = await deadline.run(self.load_images(served, refs))
-        return ChatCall(
-            messages=messages,
+        return ExtractionRequest(
+            task=task,
             images=images,
-            engine_schema=task.engine_schema,
+            messages=messages,
+            source=source,
+            id=request_id,
             sampling=self.sampling(served, sampling_overrides),
+            preprocess_s=time.perf_counter() - started,
         )
 
     # -- replica calls ------------------------------------------------------------------------
 
-    async def generate(
-        self, served: ServedModel, call: ChatCall, task: TaskSpec, deadline: Deadline
-    ) -> tuple[Generation, ValidationOutcome]:
-        """``call`` generated to the end, validated against ``task``, and counted in the metrics."""
-        from docextract.validate import validate_output
+    async def run(self, served: ServedModel, request: ExtractionRequest, deadline: Deadline) -> ExtractionResult:
+        """``request`` through the replica's engine, under ``deadline``, counted in the metrics.
 
-        generation = await self.call(served, "generate", call, deadline)
-        outcome = validate_output(generation.text, task, generation.finish_reason)
-        self.metrics.observe_output(served.model_name, outcome.valid, generation.usage)
-        return generation, outcome
+        Raises:
+            ApiError: the result's error (a prompt the engine refused, ...) as its HTTP status.
+        """
+        result = await self.call(served, "run", request, deadline)
+        self._observe(served, result)
+        return result
+
+    async def run_stream(
+        self, served: ServedModel, request: ExtractionRequest, deadline: Deadline
+    ) -> AsyncIterator[ExtractionDelta]:
+        """``request`` streamed from the replica's engine. The first delta is awaited before
+        returning, so errors before generation (queue full, prompt refused) are answered as
+        HTTP statuses; the last delta carries the validated result."""
+        deltas = await self.stream(served, "run_stream", request, deadline)
+
+        async def observed() -> AsyncIterator[ExtractionDelta]:
+            async for delta in deltas:
+                if delta.result is not None:
+                    self._observe(served, delta.result)
+                yield delta
+
+        return observed()
+
+    def _observe(self, served: ServedModel, result: ExtractionResult) -> None:
+        if result.error is not None:
+            if result.error_kind == "engine_error":
+                logger.warning("engine error for model %s: %s", served.model_name, result.error)
+            raise result_error(result)
+        self.metrics.observe_output(served.model_name, result.valid, result.usage)
 
     @contextlib.contextmanager
     def _replica_call(self, served: ServedModel, cancel: Callable[[], Any], deadline: Deadline) -> Iterator[None]:
@@ -284,28 +285,30 @@ class Ingress:
         with self._replica_call(served, response.cancel, deadline):
             return await asyncio.wait_for(_awaited(response), deadline.remaining())
 
-    async def stream(self, served: ServedModel, payload: Any, deadline: Deadline) -> AsyncIterator[StreamDelta]:
-        """``replica.stream(payload)`` as an async iterator; the first delta is awaited before returning,
-        so errors before generation (queue full, prompt refused) are answered as HTTP statuses."""
-        generator = self.replicas[served.model_name].options(stream=True).stream.remote(payload)
+    async def stream(self, served: ServedModel, method: str, payload: Any, deadline: Deadline) -> AsyncIterator[Any]:
+        """``replica.method(payload)`` streamed, as an async iterator; the first item is awaited
+        before returning, so errors before it are raised here."""
+        generator = getattr(self.replicas[served.model_name].options(stream=True), method).remote(payload)
 
-        async def next_delta() -> StreamDelta | None:
+        async def next_item() -> Any:
             with self._replica_call(served, generator.cancel, deadline):
                 try:
                     return await asyncio.wait_for(generator.__anext__(), deadline.remaining())
                 except StopAsyncIteration:
                     return None
 
-        first = await next_delta()
+        first = await next_item()
+        if first is not None and getattr(first, "result", None) is not None and first.result.error is not None:
+            raise result_error(first.result)
 
-        async def rest() -> AsyncIterator[StreamDelta]:
-            delta = first
+        async def rest() -> AsyncIterator[Any]:
+            item = first
             try:
-                while delta is not None:
-                    yield delta
-                    delta = await next_delta()
+                while item is not None:
+                    yield item
+                    item = await next_item()
             finally:
-                if delta is not None:  # the client left mid-stream: stop the generation too
+                if item is not None:  # the client left mid-stream: stop the generation too
                     generator.cancel()
 
         return rest()
@@ -369,8 +372,3 @@ async def _awaited(response: Any) -> Any:
     # ``asyncio.wait_for`` needs a coroutine to cancel; a DeploymentResponse is only awaitable.
     return await response
 
-
-def task_name(schema: dict[str, Any]) -> str:
-    """An inline schema's task name: its ``title`` made safe, or ``custom``."""
-    title = schema.get("title") if isinstance(schema.get("title"), str) else ""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", title).strip("_.-")[:64] or "custom"

@@ -3,16 +3,15 @@
 Shared by every route that accepts an image or a document: ``/v1/extract``,
 ``image_url`` parts of chat messages and markdown images of TGI's
 ``/generate``. Nothing here reads a server-side path: a string that is not a
-data URI or a URL is base64 or an error, never a file name.
+data URI or a URL is base64 or an error, never a file name. Data URIs and
+base64 are decoded by :mod:`docextract.preprocess.sources`, as at every other
+door; only fetching URLs is the service's own.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from docextract.errors import InputError
-from docextract.images import decode_data_uri
+from docextract.preprocess.sources import decode_base64, decode_data_uri
 from serve.url_fetch import UrlFetcher
 
 __all__ = ["reference_bytes"]
@@ -46,22 +45,15 @@ async def reference_bytes(
             raise InputError(
                 f"{name}: URL fetching is disabled on this service; send the content as a base64 data URI",
                 kind="url_fetch_disabled",
-                http_status=400,
             )
         return await fetcher.fetch(ref, max_bytes=max_bytes)
     if not allow_bare_base64:
         raise InputError(
             f"{name}: expected a data URI (data:<type>;base64,...) or an http(s) URL", kind="invalid_data_uri"
         )
-    if len(ref) // 4 * 3 > max_bytes:
-        raise InputError(
-            f"{name}: {len(ref) // 4 * 3 / 1024**2:.1f} MiB, more than the limit of {max_bytes / 1024**2:g} MiB",
-            kind="too_large",
-        )
-    try:
-        return base64.b64decode("".join(ref.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise InputError(
-            f"{name}: not base64, a data URI or an http(s) URL (server-side paths are never read)",
-            kind="invalid_data_uri",
-        ) from None
+    return decode_base64(
+        ref,
+        max_bytes=max_bytes,
+        name=name,
+        invalid="not base64, a data URI or an http(s) URL (server-side paths are never read)",
+    )

@@ -50,8 +50,8 @@ def is_public_address(ip: IPAddress) -> bool:
     )
 
 
-def _refuse(message: str, *, kind: str = "url_not_allowed", status: int = 400) -> InputError:
-    return InputError(message, kind=kind, http_status=status)
+def _refuse(message: str, *, kind: str = "url_not_allowed") -> InputError:
+    return InputError(message, kind=kind)
 
 
 class UrlFetcher:
@@ -162,4 +162,4 @@ class UrlFetcher:
 
 
 def _too_large(url: str, max_bytes: int) -> InputError:
-    return InputError(f"{url}: more than the limit of {max_bytes / 1024**2:g} MiB", kind="too_large", http_status=413)
+    return InputError(f"{url}: more than the limit of {max_bytes / 1024**2:g} MiB", kind="too_large")

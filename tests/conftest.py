@@ -49,7 +49,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> pathlib.Path:
     """The random-weight Qwen2-VL, built once per session (seconds)."""
-    from docextract.tiny_model import build_tiny_model
+    from docextract.testing.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen2vl")
 
@@ -124,7 +124,7 @@ def ray_driver(ray_cluster):
     """This test process connected to :func:`ray_cluster` as a driver."""
     import ray
 
-    from docextract.ray_runtime import init_ray
+    from docextract.cluster.runtime import init_ray
 
     init_ray(ray_cluster.address)
     yield ray_cluster

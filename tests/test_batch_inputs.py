@@ -16,7 +16,7 @@ from batch.inputs import expand_files, merge_meta_types, parquet_layout, plan_in
 from batch.options import BatchOptions
 from batch.preprocess import preprocess_rows
 from batch.rows import IMAGE_TYPE, WORK_SCHEMA, table
-from docextract.documents import PreprocessOptions
+from docextract.config import PreprocessOptions
 from docextract.errors import DocExtractError
 
 LABELR_META = pa.struct([("barcode", pa.string()), ("off_image_id", pa.string()), ("image_url", pa.string())])

@@ -115,7 +115,7 @@ def test_usage_errors_are_one_line_before_ray_starts(tmp_path, capsys, extra, ex
 
 
 def test_docextract_batch_subcommand_is_this_command_line(capsys):
-    from docextract.cli import main as docextract_main
+    from docextract.cli.main import main as docextract_main
 
     assert docextract_main(["batch", "--input", "/nonexistent/dir", "--output", "/tmp/x", "--task", "price_tag"]) == 2
     assert "no such file" in capsys.readouterr().err
@@ -124,7 +124,7 @@ def test_docextract_batch_subcommand_is_this_command_line(capsys):
 def test_a_submitted_jobs_env_vars_are_not_forwarded_twice(monkeypatch):
     """`ray job submit --runtime-env-json '{"env_vars": ...}'` puts the job's variables in the
     driver's environment; Ray refuses a ray.init runtime_env that sets one of them again."""
-    from docextract.ray_runtime import submitted_job_env_vars
+    from docextract.cluster.runtime import submitted_job_env_vars
 
     monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR", raising=False)
     assert submitted_job_env_vars() == {}
@@ -136,7 +136,7 @@ def test_a_submitted_jobs_env_vars_are_not_forwarded_twice(monkeypatch):
 def test_the_drivers_thread_count_is_not_forwarded_to_engines(monkeypatch):
     """A submitted job's driver runs with OMP_NUM_THREADS=1: forwarded, every engine it starts
     (batch actors and Serve replicas) would compute on one thread."""
-    from docextract.ray_runtime import forwarded_env
+    from docextract.cluster.runtime import forwarded_env
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("VLLM_LOGGING_LEVEL", "WARNING")

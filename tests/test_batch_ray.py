@@ -167,7 +167,7 @@ def test_folder_summary_counts_the_output(folder_run):
 def test_folder_run_is_evaluated_against_the_truth(folder_run, folder_truth, tmp_path):
     """The tiny model's values are random, so its scores mean nothing: this checks the mechanics,
     and that the report's figures agree with each other, with the truth and with the output."""
-    from docextract.cli import main as docextract_main
+    from docextract.cli.main import main as docextract_main
 
     code, out, _ = folder_run
     assert code == 0
@@ -231,7 +231,7 @@ def _submit(cluster, submission_id: str, entrypoint: list[str], timeout: float) 
     runtime_env = {
         # .gitignore already keeps .venv, .cache and build outputs out of the upload.
         "excludes": [".git", ".mypy_cache", ".ruff_cache", ".pytest_cache", "*.egg-info"],
-        # Also set by the driver's own forwarding: the two must merge (docextract.ray_runtime).
+        # Also set by the driver's own forwarding: the two must merge (docextract.cluster.runtime).
         "env_vars": {"HF_HUB_OFFLINE": "1"},
     }
     cmd = [RAY, "job", "submit", "--address", cluster.dashboard_url, "--submission-id", submission_id,

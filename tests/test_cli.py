@@ -14,8 +14,9 @@ import pytest
 from conftest import SAMPLES
 from docfactory import make_pdf, vector_page
 
-from docextract.cli import build_parser, main, parse_page_selection
-from docextract.cli_options import config_overrides
+from docextract.cli.main import build_parser, main
+from docextract.cli.options import config_overrides
+from docextract.cli.options import page_selection as parse_page_selection
 from docextract.config import load_config
 from docextract.tasks import get_builtin_task
 

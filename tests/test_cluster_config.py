@@ -25,8 +25,8 @@ import ray
 import yaml
 from ray.autoscaler._private.util import hash_runtime_conf, prepare_config, validate_config
 
+from docextract.cluster.placement import engine_placement
 from docextract.config import ExtractionConfig
-from docextract.placement import engine_placement
 from docextract.tasks import builtin_task_names
 from serve.config import load_serve_config
 

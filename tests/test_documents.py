@@ -1,4 +1,4 @@
-"""docextract.documents: any input to model-ready pages."""
+"""docextract.preprocess.documents: any input to model-ready pages."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from docfactory import image_bytes, jpeg_with_orientation, make_pdf, vector_page
 from PIL import Image
 from pydantic import ValidationError
 
-from docextract.documents import PreprocessOptions, load_document, sniff_kind
+from docextract.config import PreprocessOptions
 from docextract.errors import InputError
+from docextract.preprocess.documents import load_document, sniff_kind
 
 SMALL = PreprocessOptions(max_pixels=40_000, pdf_dpi=72)
 

@@ -18,7 +18,7 @@ from docfactory import make_pdf, vector_page
 from PIL import Image
 
 from docextract.config import SamplingConfig
-from docextract.documents import load_document
+from docextract.preprocess.documents import load_document
 from docextract.tasks import builtin_task_names, get_builtin_task, task_from_schema
 
 pytestmark = pytest.mark.integration
@@ -189,3 +189,42 @@ def test_a_prompt_longer_than_the_context_is_an_error_result_and_the_engine_keep
     assert re.search(r"maximum (model|context) length", result.error)
     after = engine_runner.run(engine.extract([image], get_builtin_task("image_card"), source="y.png"))
     _assert_valid(after, get_builtin_task("image_card"))
+
+
+def test_chat_messages_and_streaming_take_the_one_extraction_path(engine_runner):
+    """A client's own messages (chat, TGI) and a streamed run end in the same validated result."""
+    from docextract.requests import ExtractionRequest
+
+    engine = engine_runner.engine
+    task = get_builtin_task("price_tag")
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Read the tag."}]}]
+    request = ExtractionRequest(task=task, images=[Image.new("RGB", (64, 64), "white")], messages=messages, id="chat-1")
+
+    async def both():
+        whole = await engine.run(request)
+        deltas = [d async for d in engine.run_stream(request)]
+        return whole, deltas
+
+    whole, deltas = engine_runner.run(both())
+    assert whole.id == "chat-1" and whole.source == "request"
+    _assert_valid(whole, task)
+    assert [d.result is not None for d in deltas] == [False] * (len(deltas) - 1) + [True]
+    streamed = deltas[-1].result
+    _assert_valid(streamed, task)
+    # The streamed text is the result's raw text, and greedy decoding gives the non-streamed answer.
+    assert "".join(d.text for d in deltas) == streamed.raw_text == whole.raw_text
+    assert streamed.usage == whole.usage
+
+
+def test_a_streamed_request_the_engine_refuses_ends_in_an_error_result(engine_runner):
+    from docextract.requests import ExtractionRequest
+
+    engine = engine_runner.engine
+    images = [Image.new("RGB", (32, 32))] * (engine.config.max_images_per_prompt + 1)
+    request = ExtractionRequest(task=get_builtin_task("price_tag"), images=images)
+
+    async def collect():
+        return [d async for d in engine.run_stream(request)]
+
+    deltas = engine_runner.run(collect())
+    assert len(deltas) == 1 and deltas[0].result.error_kind == "too_many_images" and not deltas[0].result.valid

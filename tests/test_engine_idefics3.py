@@ -15,7 +15,7 @@ from docfactory import make_pdf, vector_page
 from PIL import Image
 
 from docextract.config import ExtractionConfig
-from docextract.documents import load_document
+from docextract.preprocess.documents import load_document
 from docextract.tasks import builtin_task_names, get_builtin_task
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def idefics3_runner(tmp_path_factory):
-    from docextract.tiny_model import TINY_IDEFICS3, build_tiny_model
+    from docextract.testing.tiny_model import TINY_IDEFICS3, build_tiny_model
 
     model_dir = build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-idefics3", TINY_IDEFICS3)
     config = ExtractionConfig(

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from docextract.cli import main
+from docextract.cli.main import main
 from docextract.evaluation import (
     EvalConfig,
     evaluate,

@@ -1,4 +1,4 @@
-"""docextract.images: loading, orientation, RGB conversion, pixel budget, limits."""
+"""docextract.preprocess.images: loading, orientation, RGB conversion, pixel budget, limits."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 from docfactory import forged_png, image_bytes, jpeg_with_orientation
 from PIL import Image
 
-from docextract import images
 from docextract.errors import InputError
-from docextract.images import decode_data_uri, load_image, read_source_bytes, resize_to_pixel_budget, to_rgb
+from docextract.preprocess import images
+from docextract.preprocess.images import load_image, resize_to_pixel_budget, to_rgb
+from docextract.preprocess.sources import decode_data_uri, read_source_bytes
 
 
 def _load(source, **kwargs):

@@ -1,4 +1,4 @@
-"""docextract.pdf on real renderers: pypdfium2 and poppler (pdftoppm), no mocks
+"""docextract.preprocess.pdf.api on real renderers: pypdfium2 and poppler (pdftoppm), no mocks
 except where a test says so, next to the real test of the same path."""
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from docfactory import PdfPageSpec, make_pdf, raster_page, slow_page, vector_page, zero_page_pdf
 
-import docextract.pdf as pdf_module
-import docextract.pdf_pdfium as pdf_pdfium
-import docextract.pdf_poppler as pdf_poppler
+import docextract.preprocess.pdf.api as pdf_module
+import docextract.preprocess.pdf.pdfium as pdf_pdfium
+import docextract.preprocess.pdf.poppler as pdf_poppler
 from docextract.errors import InputError
-from docextract.pdf import count_pdf_pages, render_pdf_pages
+from docextract.preprocess.pdf.api import count_pdf_pages, render_pdf_pages
+from serve.errors import status_for
 
 RENDERERS = [
     "pdfium",
@@ -213,7 +214,7 @@ def test_auto_falls_back_to_poppler(three_pages, monkeypatch):
     # pdfium failing on a file poppler reads: stand in for the ~4% of real files
     # where that happens (the real failure path is test_truncated_pdf[auto]).
     def pdfium_fails(request, deadline):
-        raise pdf_module._RenderFailed("corrupt_pdf", "not a PDF or corrupted")
+        raise pdf_module.RenderFailed("corrupt_pdf", "not a PDF or corrupted")
 
     monkeypatch.setitem(pdf_module._ENGINES, "pdfium", pdfium_fails)
     pages = render_pdf_pages(three_pages, dpi=36, renderer="auto")
@@ -280,7 +281,7 @@ def test_waiting_for_a_render_slot_counts_against_the_limit(three_pages, monkeyp
     started = time.monotonic()
     with pytest.raises(InputError) as err:
         render_pdf_pages(three_pages, timeout_s=0.3)
-    assert _kind(err) == "render_timeout" and err.value.http_status == 503
+    assert _kind(err) == "renderer_busy" and status_for(err.value) == 503
     assert time.monotonic() - started < 2
 
 
@@ -316,8 +317,8 @@ def test_worker_dies_with_a_crashed_parent(slow_pdf, tmp_path):
         f"""
         import os, sys, threading, time
         sys.path[:0] = {[str(Path(__file__).parent), str(Path(__file__).parents[1])]!r}
-        import docextract.pdf as p
-        import docextract.pdf_pdfium as p_pdfium
+        import docextract.preprocess.pdf.api as p
+        import docextract.preprocess.pdf.pdfium as p_pdfium
         from docfactory import make_pdf, vector_page
         p.render_pdf_pages(make_pdf([vector_page(100, 100, shapes=1)]), renderer="pdfium")
         print(p_pdfium._idle_workers[0].proc.pid, flush=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from docextract.cluster.placement import engine_placement
 from docextract.config import ExtractionConfig, load_config
 from docextract.errors import DocExtractError
-from docextract.placement import engine_placement
 
 
 def test_gpu_engine_reserves_tensor_parallel_gpus_in_one_actor():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from docextract.errors import SchemaError
-from docextract.schema_check import check_schema, find_unsupported_features
+from docextract.schema.check import check_schema, find_unsupported_features
 
 
 def obj(**props):

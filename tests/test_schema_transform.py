@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jsonschema
 
-from docextract.schema_transform import engine_schema, restore_optional
+from docextract.schema.transform import engine_schema, restore_optional
 
 USER_SCHEMA = {
     "type": "object",

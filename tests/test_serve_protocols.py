@@ -17,7 +17,7 @@ from serve.config import load_serve_config
 from serve.errors import error_body, from_docextract
 from serve.ingress import Ingress
 from serve.metrics import ServiceMetrics
-from serve.openai_api import (
+from serve.protocols.openai_models import (
     ChatCompletionRequest,
     ResponseFormat,
     StrictJsonStream,
@@ -25,7 +25,7 @@ from serve.openai_api import (
     chat_messages,
     response_task,
 )
-from serve.tgi import TgiRequest, split_markdown_images, tgi_messages
+from serve.protocols.tgi_models import TgiRequest, split_markdown_images, tgi_messages
 
 PNG = image_bytes((40, 30))
 PNG_URI = "data:image/png;base64," + base64.b64encode(PNG).decode()

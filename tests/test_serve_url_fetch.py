@@ -13,6 +13,7 @@ from docfactory import image_bytes
 from raycluster import free_port
 
 from docextract.errors import InputError
+from serve.errors import status_for
 from serve.inputs import reference_bytes
 from serve.url_fetch import UrlFetcher, is_public_address
 
@@ -96,7 +97,7 @@ def test_public_addresses_are_allowed(address):
 
 def test_loopback_is_never_fetched_even_when_it_answers(server):
     error = _refused(f"{server}/img.png")
-    assert error.kind == "url_not_allowed" and error.http_status == 400
+    assert error.kind == "url_not_allowed" and status_for(error) == 400
     assert "127.0.0.1" in error.message
     port = server.rsplit(":", 1)[1]
     assert _refused(f"http://localhost:{port}/img.png").kind == "url_not_allowed"  # a name resolving to loopback
@@ -122,7 +123,7 @@ def test_redirects_are_followed_and_each_target_is_checked(server):
 
 def test_size_status_and_time_limits(server):
     big = _refused(f"{server}/big", address_allowed=_loopback_only, max_bytes=1000)
-    assert big.kind == "too_large" and big.http_status == 413
+    assert big.kind == "too_large" and status_for(big) == 413
     assert _refused(f"{server}/missing", address_allowed=_loopback_only).kind == "url_fetch_failed"
     started = time.monotonic()
     slow = _refused(f"{server}/slow", address_allowed=_loopback_only, timeout_s=0.3)

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from docextract.errors import SchemaError, TaskError
-from docextract.tasks import builtin_task_names, get_builtin_task, load_task, task_from_schema
+from docextract.tasks import builtin_task_names, get_builtin_task, load_task, task_from_schema, task_slug
 
 EXAMPLES = {
     "image_card": {"quality": "okay", "description": "A red square.", "question": "Why red?"},
@@ -81,6 +81,16 @@ def test_bare_schema_file_with_and_without_instructions(tmp_path):
     assert load_task(str(path), instructions="Read the receipt.").instructions == "Read the receipt."
     generic = load_task(str(path))
     assert generic.name == "receipt" and "JSON object" in generic.instructions
+
+
+def test_names_from_users_text_become_valid_task_names(tmp_path):
+    assert task_slug("Invoice (v2) / EU") == "Invoice_v2_EU"
+    assert task_slug("--ünïcode--") == "n_code"
+    assert task_slug("!!!") == "custom" and task_slug("", default="response") == "response"
+    assert task_slug("x" * 100) == "x" * 64 and len(task_slug("y" * 100, max_length=None)) == 100
+    path = tmp_path / "_my receipt.json"  # a file name that is not a task name as it stands
+    path.write_text(json.dumps({"type": "object", "properties": {"total": {"type": "number"}}}))
+    assert load_task(str(path)).name == "my_receipt"
 
 
 def test_pydantic_model_by_import_path(tmp_path, monkeypatch):

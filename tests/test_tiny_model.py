@@ -1,4 +1,4 @@
-"""Unit tests for docextract.tiny_model: the random Qwen2-VL and Idefics3 load and run in transformers."""
+"""Unit tests for docextract.testing (tiny_model and its parts): the random Qwen2-VL and Idefics3 load and run in transformers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from docextract.tiny_model import BENCH, TINY, TINY_IDEFICS3, TinyModelSpec, build_tiny_model  # noqa: E402
+from docextract.testing.tiny_model import BENCH, TINY, TINY_IDEFICS3, TinyModelSpec, build_tiny_model  # noqa: E402
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
            "<|image_pad|>", "<|video_pad|>"]  # fmt: skip
@@ -24,7 +24,8 @@ def model_dir(tmp_path_factory):
 
 def test_import_is_lazy():
     code = (
-        "import sys, docextract.tiny_model; print(sorted({'torch', 'transformers', 'tokenizers'} & set(sys.modules)))"
+        "import sys, docextract.testing.tiny_model, docextract.testing.families, docextract.testing.tokenizer, "
+        "docextract.testing.weights; print(sorted({'torch', 'transformers', 'tokenizers'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

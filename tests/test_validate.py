@@ -55,3 +55,12 @@ def test_schema_violations_name_the_field():
     paths = {e.path for e in outcome.errors}
     assert "line_items[0].quantity" in paths
     assert "invoice_date" in paths  # 'date' format is checked, not only the type
+
+
+def test_field_errors_read_as_one_line_each():
+    task = task_from_schema({"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}}, "x")
+    outcome = validate_output('{"n": -1}', task, finish_reason="length")
+    assert [e.describe() for e in outcome.errors] == [
+        "(root): output cut off by max_tokens; raise max_tokens or bound the schema",
+        "n: -1 is less than the minimum of 0",
+    ]

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from docextract.schema.refs import resolve_ref
+
 __all__ = ["FieldNode", "array_paths", "child_path", "field_tree", "item_path", "leaf_fields"]
 
 _SCALAR_TYPES = {"string": "string", "number": "number", "integer": "integer", "boolean": "boolean"}
@@ -52,20 +54,6 @@ def child_path(prefix: str, key: str) -> str:
 def item_path(prefix: str) -> str:
     """The path of an array's items: ``'line_items'`` -> ``'line_items[]'``."""
     return f"{prefix}[]"
-
-
-def _resolve(ref: str, root: dict[str, Any]) -> Any:
-    if not ref.startswith("#"):
-        return None
-    node: Any = root
-    for part in ref[1:].strip("/").split("/"):
-        if not part:
-            continue
-        part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _is_null(node: Any) -> bool:
@@ -106,7 +94,7 @@ def _node(schema: Any, root: dict[str, Any], seen: frozenset[str]) -> FieldNode:
         return _JSON
     ref = schema.get("$ref")
     if isinstance(ref, str):
-        target = _resolve(ref, root)
+        target = resolve_ref(ref, root)
         if ref in seen or target is None:
             return _JSON
         rest = {k: v for k, v in schema.items() if k != "$ref"}

@@ -1,10 +1,10 @@
-"""What :mod:`docextract.pdf` and both of its renderers share.
+"""What :mod:`docextract.preprocess.pdf.api` and both of its renderers share.
 
 The request and failure types, the page selection and the page size checks
-live here rather than in :mod:`docextract.pdf` because the renderers need
-them and :mod:`docextract.pdf` imports the renderers: one module below all
+live here rather than in :mod:`docextract.preprocess.pdf.api` because the renderers need
+them and :mod:`docextract.preprocess.pdf.api` imports the renderers: one module below all
 three keeps the imports one-way. The pdfium worker process imports this module
-and :mod:`docextract.pdf_pdfium` only.
+and :mod:`docextract.preprocess.pdf.pdfium` only.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = [
     "RENDER_MEMORY_LIMIT_BYTES",
     "RenderedPage",
-    "_MAX_CONCURRENT_RENDERS",
-    "_RenderFailed",
-    "_Request",
-    "_check_page_size",
-    "_kill_group",
-    "_limit_resources",
-    "_page_dpi",
-    "_select_pages",
+    "MAX_CONCURRENT_RENDERS",
+    "RenderFailed",
+    "RenderRequest",
+    "check_page_size",
+    "kill_group",
+    "limit_resources",
+    "page_dpi",
+    "select_pages",
 ]
 
 #: Address-space limit of a rendering process: well above a 50 MP page
@@ -41,9 +41,9 @@ __all__ = [
 RENDER_MEMORY_LIMIT_BYTES = 2 * 1024**3
 
 # The PDF spec's smallest page is 3 x 3 units; anything smaller is a broken page.
-_MIN_PAGE_POINTS = 3
+MIN_PAGE_POINTS = 3
 # Rendering is CPU-bound: more renders at once than cores only adds memory.
-_MAX_CONCURRENT_RENDERS = max(2, os.cpu_count() or 2)
+MAX_CONCURRENT_RENDERS = max(2, os.cpu_count() or 2)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class RenderedPage:
     renderer: str
 
 
-class _RenderFailed(Exception):
+class RenderFailed(Exception):
     """A renderer's failure, before "auto" decides whether to try the other."""
 
     def __init__(self, kind: str, reason: str) -> None:
@@ -71,7 +71,7 @@ class _RenderFailed(Exception):
 
 
 @dataclass(frozen=True)
-class _Request:
+class RenderRequest:
     op: Literal["count", "render"]
     path: str | None
     data: bytes | None
@@ -84,31 +84,31 @@ class _Request:
 # --- shared checks ----------------------------------------------------------
 
 
-def _select_pages(count: int, pages: list[int] | None, max_pages: int | None) -> list[int]:
+def select_pages(count: int, pages: list[int] | None, max_pages: int | None) -> list[int]:
     """The 1-based pages to render."""
     if pages is None:
         if max_pages is not None and count > max_pages:
-            raise _RenderFailed(
+            raise RenderFailed(
                 "too_many_pages",
                 f"has {count} pages, more than the limit of {max_pages}; select at most {max_pages} pages to render",
             )
         return list(range(1, count + 1))
     if not pages:
-        raise _RenderFailed("invalid_pages", "no pages selected")
+        raise RenderFailed("invalid_pages", "no pages selected")
     bad = [p for p in pages if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= count]
     if bad:
         shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
         plural = "s" if count != 1 else ""
-        raise _RenderFailed("invalid_pages", f"page {shown} out of range: the document has {count} page{plural}")
+        raise RenderFailed("invalid_pages", f"page {shown} out of range: the document has {count} page{plural}")
     if max_pages is not None and len(pages) > max_pages:
-        raise _RenderFailed("too_many_pages", f"{len(pages)} pages selected, more than the limit of {max_pages}")
+        raise RenderFailed("too_many_pages", f"{len(pages)} pages selected, more than the limit of {max_pages}")
     return pages
 
 
-def _page_dpi(width_pt: float, height_pt: float, dpi: float, max_page_pixels: int | None) -> float:
+def page_dpi(width_pt: float, height_pt: float, dpi: float, max_page_pixels: int | None) -> float:
     """``dpi``, lowered so that the page fits ``max_page_pixels``."""
     if not (width_pt > 0 and height_pt > 0):  # also catches NaN
-        raise _RenderFailed("corrupt_pdf", f"page has no size ({width_pt} x {height_pt} pt)")
+        raise RenderFailed("corrupt_pdf", f"page has no size ({width_pt} x {height_pt} pt)")
     pixels = (width_pt * dpi / 72) * (height_pt * dpi / 72)
     if max_page_pixels is None or pixels <= max_page_pixels:
         return dpi
@@ -116,16 +116,16 @@ def _page_dpi(width_pt: float, height_pt: float, dpi: float, max_page_pixels: in
     return dpi * math.sqrt(max_page_pixels / pixels) * 0.999
 
 
-def _check_page_size(number: int, size: tuple[int, int], dpi: float) -> None:
-    min_px = max(2, int(_MIN_PAGE_POINTS * dpi / 72))
+def check_page_size(number: int, size: tuple[int, int], dpi: float) -> None:
+    min_px = max(2, int(MIN_PAGE_POINTS * dpi / 72))
     if min(size) < min_px:
-        raise _RenderFailed("corrupt_pdf", f"page {number} rendered as {size[0]}x{size[1]} pixels: not a real page")
+        raise RenderFailed("corrupt_pdf", f"page {number} rendered as {size[0]}x{size[1]} pixels: not a real page")
 
 
 # --- rendering processes ----------------------------------------------------
 
 
-def _limit_resources(pid: int = 0, cpu_seconds: float | None = None) -> None:
+def limit_resources(pid: int = 0, cpu_seconds: float | None = None) -> None:
     """Cap the address space of process ``pid`` (0: this one) and, optionally,
     its CPU time: a backstop that kills a hung poppler even if this process
     dies before it can."""
@@ -146,7 +146,7 @@ def _limit_resources(pid: int = 0, cpu_seconds: float | None = None) -> None:
             pass
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except OSError:

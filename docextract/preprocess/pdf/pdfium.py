@@ -9,9 +9,9 @@ caller). The worker never initialises pdfium's form support, which can hang,
 and maps pdfium's load errors by code, never by message: a zero-page document
 reports "PDFium: Success", and the code is stale unless the load failed.
 
-The worker process imports this module and :mod:`docextract.pdf_common` only
+The worker process imports this module and :mod:`docextract.preprocess.pdf.common` only
 (see :class:`_PdfiumWorker`); keep the entry point's module path in step with
-where :func:`_pdfium_worker_main` lives.
+where :func:`pdfium_worker_main` lives.
 """
 
 from __future__ import annotations
@@ -32,19 +32,19 @@ from typing import Any
 
 from PIL import Image
 
-from docextract.pdf_common import (
-    _MAX_CONCURRENT_RENDERS,
+from docextract.preprocess.pdf.common import (
+    MAX_CONCURRENT_RENDERS,
     RenderedPage,
-    _check_page_size,
-    _kill_group,
-    _limit_resources,
-    _page_dpi,
-    _RenderFailed,
-    _Request,
-    _select_pages,
+    RenderFailed,
+    RenderRequest,
+    check_page_size,
+    kill_group,
+    limit_resources,
+    page_dpi,
+    select_pages,
 )
 
-__all__ = ["_pdfium_worker_main", "_render_pdfium"]
+__all__ = ["pdfium_worker_main", "render_pdfium"]
 
 _WORKER_START_TIMEOUT_S = 30.0
 # Recycling bounds whatever pdfium leaks across documents.
@@ -61,7 +61,7 @@ _PDFIUM_LOAD_ERRORS = {
 }
 
 
-def _render_pdfium(request: _Request, deadline: float) -> list[RenderedPage] | int:
+def render_pdfium(request: RenderRequest, deadline: float) -> list[RenderedPage] | int:
     started = time.monotonic()
     worker = _checkout_worker()
     # Starting a worker is this process's overhead, not the document's time.
@@ -72,7 +72,7 @@ def _render_pdfium(request: _Request, deadline: float) -> list[RenderedPage] | i
         _checkin_worker(worker)
 
 
-def _pdfium_exchange(worker: _PdfiumWorker, request: _Request, deadline: float) -> list[RenderedPage] | int:
+def _pdfium_exchange(worker: _PdfiumWorker, request: RenderRequest, deadline: float) -> list[RenderedPage] | int:
     header = {
         "op": request.op,
         "path": request.path,
@@ -94,7 +94,7 @@ def _pdfium_exchange(worker: _PdfiumWorker, request: _Request, deadline: float) 
                 return int(reply["count"])
             if reply["type"] == "page":
                 size = (int(reply["width"]), int(reply["height"]))
-                _check_page_size(int(reply["number"]), size, float(reply["dpi"]))
+                check_page_size(int(reply["number"]), size, float(reply["dpi"]))
                 image = Image.frombytes("RGB", size, payload, "raw", "RGB", int(reply["stride"]))
                 rendered.append(RenderedPage(int(reply["number"]), image, "pdfium"))
             elif reply["type"] == "done":
@@ -102,12 +102,12 @@ def _pdfium_exchange(worker: _PdfiumWorker, request: _Request, deadline: float) 
                 return rendered
             elif reply["type"] == "error":
                 in_sync = True
-                raise _RenderFailed(reply["kind"], reply["message"])
+                raise RenderFailed(reply["kind"], reply["message"])
     except TimeoutError:
-        raise _RenderFailed("render_timeout", "rendering took longer than the time limit") from None
+        raise RenderFailed("render_timeout", "rendering took longer than the time limit") from None
     except (EOFError, OSError, ValueError) as exc:
         # The worker died mid-document: a crash in pdfium or the memory limit.
-        raise _RenderFailed("corrupt_pdf", f"pdfium crashed on this file ({type(exc).__name__})") from None
+        raise RenderFailed("corrupt_pdf", f"pdfium crashed on this file ({type(exc).__name__})") from None
     finally:
         if not in_sync:
             worker.kill()
@@ -173,7 +173,7 @@ class _PdfiumWorker:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", "from docextract.pdf_pdfium import _pdfium_worker_main; _pdfium_worker_main()"],
+                [sys.executable, "-c", "from docextract.preprocess.pdf.pdfium import pdfium_worker_main; pdfium_worker_main()"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
@@ -181,17 +181,17 @@ class _PdfiumWorker:
                 start_new_session=True,
             )
         except OSError as exc:
-            raise _RenderFailed("renderer_unavailable", f"cannot start the pdfium worker ({exc})") from None
+            raise RenderFailed("renderer_unavailable", f"cannot start the pdfium worker ({exc})") from None
         self.requests = 0
         _widen_pipe(self.proc.stdout.fileno())  # type: ignore[union-attr]
         try:
             header, _ = _read_frame(self.proc.stdout.fileno(), time.monotonic() + _WORKER_START_TIMEOUT_S)  # type: ignore[union-attr]
         except (TimeoutError, EOFError, OSError, ValueError):
             self.kill()
-            raise _RenderFailed("renderer_unavailable", "the pdfium worker process did not start") from None
+            raise RenderFailed("renderer_unavailable", "the pdfium worker process did not start") from None
         if header.get("type") != "ready":
             self.kill()
-            raise _RenderFailed(
+            raise RenderFailed(
                 "renderer_unavailable", f"the pdfium worker cannot run: {header.get('message', header)}"
             )
 
@@ -207,7 +207,7 @@ class _PdfiumWorker:
 
     def kill(self) -> None:
         if self.alive():
-            _kill_group(self.proc)
+            kill_group(self.proc)
         for stream in (self.proc.stdin, self.proc.stdout):
             with contextlib.suppress(OSError):
                 stream.close()  # type: ignore[union-attr]
@@ -238,7 +238,7 @@ def _checkout_worker() -> _PdfiumWorker:
 def _checkin_worker(worker: _PdfiumWorker) -> None:
     if worker.alive() and worker.requests < _WORKER_MAX_REQUESTS:
         with _idle_lock:
-            if len(_idle_workers) < _MAX_CONCURRENT_RENDERS:
+            if len(_idle_workers) < MAX_CONCURRENT_RENDERS:
                 _idle_workers.append(worker)
                 return
     worker.close()
@@ -264,13 +264,13 @@ def _close_idle_workers() -> None:
         worker.close()
 
 
-def _pdfium_worker_main() -> None:
+def pdfium_worker_main() -> None:
     """Entry point of the worker process: serve requests until stdin closes."""
     # Replies go to a private copy of stdout; fd 1 itself goes to /dev/null so
     # that nothing pdfium or Python prints can corrupt a frame.
     reply_fd = os.dup(1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    _limit_resources()
+    limit_resources()
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     try:
         import pypdfium2 as pdfium
@@ -287,7 +287,7 @@ def _pdfium_worker_main() -> None:
         try:
             for reply, pixels in _pdfium_job(pdfium, pdfium_c, header, payload):
                 _write_frame(reply_fd, reply, pixels)
-        except _RenderFailed as exc:
+        except RenderFailed as exc:
             _write_frame(reply_fd, {"type": "error", "kind": exc.kind, "message": exc.reason})
         except MemoryError:
             _write_frame(reply_fd, {"type": "error", "kind": "corrupt_pdf", "message": "rendering ran out of memory"})
@@ -315,26 +315,26 @@ def _pdfium_job(
     if not raw:
         # Only after a failed load does FPDF_GetLastError describe this document.
         kind, reason = _PDFIUM_LOAD_ERRORS.get(pdfium_c.FPDF_GetLastError(), ("corrupt_pdf", "cannot be opened"))
-        raise _RenderFailed(kind, reason)
+        raise RenderFailed(kind, reason)
     doc = pdfium.PdfDocument(raw)
     try:
         count = len(doc)
         if count < 1:
-            raise _RenderFailed("no_pages", "the document has no pages")
+            raise RenderFailed("no_pages", "the document has no pages")
         yield {"type": "count", "count": count}, b""
         if req["op"] == "count":
             return
-        for number in _select_pages(count, req["pages"], req["max_pages"]):
+        for number in select_pages(count, req["pages"], req["max_pages"]):
             page = doc[number - 1]
             try:
                 width_pt, height_pt = page.get_size()
-                dpi = _page_dpi(width_pt, height_pt, req["dpi"], req["max_page_pixels"])
+                dpi = page_dpi(width_pt, height_pt, req["dpi"], req["max_page_pixels"])
                 # pypdfium2 rounds each side up, and 792 * (150 / 72) is 1650.0000000000002:
                 # nudge the scale down so exact sizes stay exact, as with poppler.
                 bitmap = page.render(scale=dpi / 72 * (1 - 1e-9), rev_byteorder=True, may_draw_forms=False)
                 if bitmap.mode != "RGB":
-                    raise _RenderFailed("corrupt_pdf", f"page {number} rendered as {bitmap.mode}, not RGB")
-                _check_page_size(number, (bitmap.width, bitmap.height), dpi)
+                    raise RenderFailed("corrupt_pdf", f"page {number} rendered as {bitmap.mode}, not RGB")
+                check_page_size(number, (bitmap.width, bitmap.height), dpi)
                 reply = {
                     "type": "page",
                     "number": number,

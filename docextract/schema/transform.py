@@ -24,7 +24,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from docextract.schema_check import schema_types
+from docextract.schema.check import schema_types
+from docextract.schema.refs import resolve_ref
 
 __all__ = ["engine_schema", "restore_optional"]
 
@@ -42,7 +43,7 @@ def _allows_null(node: Any, root: dict[str, Any], seen: frozenset[str] = frozens
         return False
     ref = node.get("$ref")
     if isinstance(ref, str) and ref not in seen:
-        target = _resolve(ref, root)
+        target = resolve_ref(ref, root)
         if target is not None and _allows_null(target, root, seen | {ref}):
             return True
     declared = node.get("type")
@@ -53,21 +54,6 @@ def _allows_null(node: Any, root: dict[str, Any], seen: frozenset[str] = frozens
     if "enum" in node and None in node["enum"]:
         return True
     return any(_allows_null(branch, root, seen) for key in ("anyOf", "oneOf") for branch in node.get(key, []))
-
-
-def _resolve(ref: str, root: dict[str, Any]) -> Any:
-    if not ref.startswith("#"):
-        return None
-    node: Any = root
-    for part in ref.lstrip("#").strip("/").split("/"):
-        if not part:
-            continue
-        part = part.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return None
-    return node
 
 
 def _transform(node: Any, root: dict[str, Any]) -> Any:
@@ -109,7 +95,7 @@ def _object_branch(node: dict[str, Any], value: Any, root: dict[str, Any]) -> di
     seen: set[str] = set()
     while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"] not in seen:
         seen.add(node["$ref"])
-        target = _resolve(node["$ref"], root)
+        target = resolve_ref(node["$ref"], root)
         if not isinstance(target, dict):
             return None
         node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}

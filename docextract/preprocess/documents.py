@@ -13,25 +13,22 @@ from dataclasses import dataclass
 from typing import Literal
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from docextract.config import PreprocessOptions
 from docextract.errors import InputError
-from docextract.images import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_IMAGE_PIXELS,
+from docextract.preprocess.images import (
     SUPPORTED_IMAGE_FORMATS,
     load_image,
-    read_source_bytes,
     resize_to_pixel_budget,
 )
-from docextract.pdf import render_pdf_pages
+from docextract.preprocess.pdf.api import render_pdf_pages
+from docextract.preprocess.sources import read_source_bytes
 
 __all__ = [
     "Document",
     "DocumentKind",
     "DocumentSource",
     "Page",
-    "PreprocessOptions",
     "load_document",
     "load_model_image",
     "sniff_kind",
@@ -40,70 +37,6 @@ __all__ = [
 DocumentKind = Literal["image", "pdf"]
 #: A path, the file's bytes, a base64 ``data:`` URI, or an open PIL image.
 DocumentSource = str | os.PathLike | bytes | Image.Image
-
-
-class PreprocessOptions(BaseModel):
-    """How inputs become model-ready page images, and the limits that protect the service."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_pixels: int | None = Field(
-        default=1280 * 28 * 28,
-        gt=0,
-        description=(
-            "Largest image given to the model, in pixels (width x height); larger images and "
-            "pages are scaled down, keeping their aspect ratio. The default, 1280*28*28, is "
-            "1280 Qwen2-VL image tokens. None keeps the full size."
-        ),
-    )
-    min_pixels: int | None = Field(
-        default=None,
-        gt=0,
-        description="Smaller images are scaled up to at least this many pixels. None never scales up.",
-    )
-    max_image_pixels: int = Field(
-        default=DEFAULT_MAX_IMAGE_PIXELS,
-        gt=0,
-        description=(
-            "Refuse images whose header claims more pixels than this (decompression bombs), "
-            "checked before decoding. PDF pages that would be larger at pdf_dpi are rendered "
-            "at a lower dpi instead."
-        ),
-    )
-    max_bytes: int = Field(
-        default=DEFAULT_MAX_BYTES,
-        gt=0,
-        description="Refuse files larger than this many bytes.",
-    )
-    pdf_dpi: int = Field(
-        default=150,
-        ge=36,
-        le=600,
-        description="Resolution at which PDF pages are rendered, before scaling to max_pixels.",
-    )
-    pdf_renderer: Literal["auto", "pdfium", "poppler"] = Field(
-        default="auto",
-        description="PDF renderer: pdfium, poppler, or auto (pdfium, then poppler if pdfium cannot read the file).",
-    )
-    pdf_max_pages: int | None = Field(
-        default=50,
-        ge=1,
-        description=(
-            "Most pages rendered from one PDF. Longer documents are refused unless the "
-            "request selects at most this many pages. None: no limit."
-        ),
-    )
-    pdf_timeout_s: float = Field(
-        default=60,
-        gt=0,
-        description="Wall-clock limit for rendering one PDF, in seconds; the renderer is killed when it is hit.",
-    )
-
-    @model_validator(mode="after")
-    def _check_budget(self) -> PreprocessOptions:
-        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
-            raise ValueError(f"min_pixels ({self.min_pixels}) is larger than max_pixels ({self.max_pixels})")
-        return self
 
 
 @dataclass(frozen=True)
@@ -162,8 +95,8 @@ def load_document(
     Raises:
         InputError: ``unsupported_type``, ``empty_file``, ``too_large``,
             ``not_found``, ``invalid_pages``, or the kinds of
-            :func:`~docextract.images.load_image` and
-            :func:`~docextract.pdf.render_pdf_pages`.
+            :func:`~docextract.preprocess.images.load_image` and
+            :func:`~docextract.preprocess.pdf.render_pdf_pages`.
     """
     options = options or PreprocessOptions()
     if isinstance(source, Image.Image):

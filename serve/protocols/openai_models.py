@@ -7,7 +7,7 @@ Choices (each where a client would look for it):
   schema checks, 422 when unsupported) or ``json_object`` (any JSON object);
   ``text`` or none is a 400 that says so. The engine enforces the same derived
   schema as ``/v1/extract`` (optional properties become nullable, see
-  :mod:`docextract.schema_transform`).
+  :mod:`docextract.schema.transform`).
 * **Content is strict JSON.** A non-streamed answer that validates is the
   parsed value mapped back to *your* schema, re-serialised (so an optional
   property the model left ``null`` is absent again where your schema does not
@@ -21,7 +21,7 @@ Choices (each where a client would look for it):
 * **Images** are ``image_url`` parts: data URIs, or http(s) URLs when the
   service allows URL fetching. Parts become ``{"type": "image"}``
   placeholders and the model's chat template places them
-  (:meth:`ExtractionEngine.prompt_from_messages`).
+  (:meth:`ExtractionEngine.prompt_for`).
 * **Unknown parameters are ignored**, as OpenAI-compatible servers commonly
   do, except those whose silent loss would change the answer: ``n`` > 1,
   ``tools``, ``logprobs`` are refused.
@@ -30,7 +30,6 @@ Choices (each where a client would look for it):
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from typing import Annotated, Any, Literal
@@ -38,7 +37,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from docextract.results import Usage
-from docextract.tasks import TaskSpec, task_from_schema
+from docextract.tasks import TaskSpec, task_from_schema, task_slug
 from serve.errors import ApiError
 
 __all__ = [
@@ -52,7 +51,6 @@ __all__ = [
 
 #: The schema ``response_format: {"type": "json_object"}`` stands for.
 JSON_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}
-_TASK_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -241,7 +239,7 @@ def response_task(fmt: ResponseFormat | None, backend: str) -> TaskSpec:
         return task_from_schema(JSON_OBJECT_SCHEMA, name="json_object", backend=backend)  # type: ignore[arg-type]
     spec = fmt.json_schema
     assert spec is not None  # checked by ResponseFormat
-    name = _TASK_NAME_RE.sub("_", spec.name).strip("_.-")[:64] or "response"
+    name = task_slug(spec.name, default="response")
     return task_from_schema(spec.schema_, name=name, backend=backend)  # type: ignore[arg-type]
 
 

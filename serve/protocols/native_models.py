@@ -18,13 +18,14 @@ in its result, as in the CLI's and the batch's output; the answer is still 200.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from docextract.config import PER_PAGE, DocumentMode
+from docextract.errors import InputError
 from docextract.results import ExtractionResult
 from serve.errors import invalid_request
 
@@ -41,8 +42,8 @@ class ExtractOptions(BaseModel):
     json_schema: dict[str, Any] | None = Field(default=None, description="Your own JSON Schema (instead of task).")
     instructions: str | None = Field(default=None, description="Instructions for the model (replace the task's).")
     pages: list[int] | None = Field(default=None, description='PDF pages, 1-based: [1, 3] or "1,3-5" (default: all).')
-    mode: Literal["per_page", "document"] = Field(
-        default="per_page", description="PDFs: one result per page, or one for the whole document."
+    mode: DocumentMode = Field(
+        default=PER_PAGE, description="PDFs: one result per page, or one for the whole document."
     )
     max_tokens: int | None = Field(default=None, ge=1, description="Most tokens per result.")
     temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature (default greedy).")
@@ -51,12 +52,12 @@ class ExtractOptions(BaseModel):
     @classmethod
     def _page_selection(cls, value: Any) -> Any:
         if isinstance(value, str):
-            from docextract.cli import parse_page_selection
+            from docextract.preprocess.pages import parse_page_selection
 
             try:
                 return parse_page_selection(value)
-            except argparse.ArgumentTypeError as exc:
-                raise ValueError(str(exc)) from None
+            except InputError as exc:
+                raise ValueError(exc.message) from None
         return value
 
     @field_validator("pages")

@@ -35,10 +35,10 @@ worker process costs up to 0.1 s per 20 vector pages over calling pypdfium2
 in-process, and nothing on raster pages (the caller copies one page while the
 worker renders the next): a small price for the limits above.
 
-The pdfium worker process lives in :mod:`docextract.pdf_pdfium`, the poppler
-subprocesses in :mod:`docextract.pdf_poppler`, and what they share with this
+The pdfium worker process lives in :mod:`docextract.preprocess.pdf.pdfium`, the poppler
+subprocesses in :mod:`docextract.preprocess.pdf.poppler`, and what they share with this
 module (the request and page types, page selection, page size checks, the
-resource limits) in :mod:`docextract.pdf_common`, below all three.
+resource limits) in :mod:`docextract.preprocess.pdf.common`, below all three.
 
 Linux and macOS only (pipes, ``select`` and ``resource``).
 """
@@ -49,40 +49,34 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import Literal
 
+from docextract.config import DEFAULT_MAX_PAGE_PIXELS, PdfRenderer
 from docextract.errors import InputError
-from docextract.pdf_common import (
-    _MAX_CONCURRENT_RENDERS,
+from docextract.preprocess.pdf.common import (
+    MAX_CONCURRENT_RENDERS,
     RENDER_MEMORY_LIMIT_BYTES,
     RenderedPage,
-    _RenderFailed,
-    _Request,
+    RenderFailed,
+    RenderRequest,
 )
-from docextract.pdf_pdfium import _render_pdfium
-from docextract.pdf_poppler import _render_poppler
+from docextract.preprocess.pdf.pdfium import render_pdfium
+from docextract.preprocess.pdf.poppler import render_poppler
 
 __all__ = [
-    "DEFAULT_MAX_PAGE_PIXELS",
     "PdfSource",
     "RENDER_MEMORY_LIMIT_BYTES",
     "RenderedPage",
-    "Renderer",
     "count_pdf_pages",
     "render_pdf_pages",
 ]
 
-Renderer = Literal["auto", "pdfium", "poppler"]
 PdfSource = str | os.PathLike | bytes
 
-#: Pages that would render larger than this are rendered at a lower dpi.
-DEFAULT_MAX_PAGE_PIXELS = 50_000_000
-
-# Renders in progress in this process, across threads (see _MAX_CONCURRENT_RENDERS).
-_render_slots = threading.BoundedSemaphore(_MAX_CONCURRENT_RENDERS)
+# Renders in progress in this process, across threads (see MAX_CONCURRENT_RENDERS).
+_render_slots = threading.BoundedSemaphore(MAX_CONCURRENT_RENDERS)
 # Kinds after which "auto" tries the other renderer: the file's fault, not the request's.
 _FALLBACK_KINDS = frozenset({"corrupt_pdf", "no_pages", "renderer_unavailable"})
-_ENGINES = {"pdfium": _render_pdfium, "poppler": _render_poppler}
+_ENGINES = {"pdfium": render_pdfium, "poppler": render_poppler}
 
 
 # --- public API -------------------------------------------------------------
@@ -94,7 +88,7 @@ def render_pdf_pages(
     dpi: int = 150,
     pages: Sequence[int] | None = None,
     max_pages: int | None = 50,
-    renderer: Renderer = "auto",
+    renderer: PdfRenderer = "auto",
     timeout_s: float = 60,
     max_page_pixels: int | None = DEFAULT_MAX_PAGE_PIXELS,
     name: str | None = None,
@@ -123,12 +117,13 @@ def render_pdf_pages(
     Raises:
         InputError: ``empty_file``, ``not_found``, ``corrupt_pdf``,
             ``no_pages``, ``encrypted_pdf``, ``invalid_pages``,
-            ``too_many_pages``, ``render_timeout`` or ``renderer_unavailable``.
+            ``too_many_pages``, ``render_timeout``, ``renderer_busy`` or
+            ``renderer_unavailable``.
     """
     if dpi <= 0:
         raise ValueError(f"dpi must be positive, got {dpi}")
     name, path, data = _resolve_source(source, name)
-    request = _Request(
+    request = RenderRequest(
         "render", path, data, sorted(set(pages)) if pages is not None else None, float(dpi), max_pages, max_page_pixels
     )
     result = _run_with_fallback(request, renderer, timeout_s, name)
@@ -139,7 +134,7 @@ def render_pdf_pages(
 def count_pdf_pages(
     source: PdfSource,
     *,
-    renderer: Renderer = "auto",
+    renderer: PdfRenderer = "auto",
     timeout_s: float = 30,
     name: str | None = None,
 ) -> int:
@@ -159,7 +154,7 @@ def count_pdf_pages(
         InputError: As :func:`render_pdf_pages`, for the file's faults.
     """
     name, path, data = _resolve_source(source, name)
-    request = _Request("count", path, data, None, 72.0, None, None)
+    request = RenderRequest("count", path, data, None, 72.0, None, None)
     result = _run_with_fallback(request, renderer, timeout_s, name)
     assert isinstance(result, int)
     return result
@@ -191,7 +186,7 @@ def _resolve_source(source: PdfSource, name: str | None) -> tuple[str, str | Non
 # --- orchestration ----------------------------------------------------------
 
 
-def _run_with_fallback(request: _Request, renderer: Renderer, timeout_s: float, name: str) -> list[RenderedPage] | int:
+def _run_with_fallback(request: RenderRequest, renderer: PdfRenderer, timeout_s: float, name: str) -> list[RenderedPage] | int:
     order = {"auto": ("pdfium", "poppler"), "pdfium": ("pdfium",), "poppler": ("poppler",)}.get(renderer)
     if order is None:
         raise ValueError(f"renderer must be 'auto', 'pdfium' or 'poppler', got {renderer!r}")
@@ -200,16 +195,15 @@ def _run_with_fallback(request: _Request, renderer: Renderer, timeout_s: float, 
     if not _render_slots.acquire(timeout=timeout_s):
         raise InputError(
             f"{name}: no renderer became free within {timeout_s:g} s "
-            f"({_MAX_CONCURRENT_RENDERS} documents are being rendered)",
-            kind="render_timeout",
-            http_status=503,
+            f"({MAX_CONCURRENT_RENDERS} documents are being rendered)",
+            kind="renderer_busy",
         )
-    failures: list[tuple[str, _RenderFailed]] = []
+    failures: list[tuple[str, RenderFailed]] = []
     try:
         for engine in order:
             try:
                 return _ENGINES[engine](request, deadline)
-            except _RenderFailed as exc:
+            except RenderFailed as exc:
                 failures.append((engine, exc))
                 if exc.kind not in _FALLBACK_KINDS:
                     break
@@ -224,15 +218,14 @@ def _run_with_fallback(request: _Request, renderer: Renderer, timeout_s: float, 
         message = f"{name}: {failures[0][1].reason}"
     else:
         message = f"{name}: cannot render: " + "; ".join(f"{e}: {f.reason}" for e, f in failures)
-    http_status = 503 if kind == "renderer_unavailable" else None
-    raise InputError(message, kind=kind, http_status=http_status)
+    raise InputError(message, kind=kind)
 
 
 def _reset_render_slots_after_fork() -> None:
     # Slots held by the parent's other threads are never released in a forked
     # child, where only the forking thread runs. (pdf_pdfium forgets its workers.)
     global _render_slots
-    _render_slots = threading.BoundedSemaphore(_MAX_CONCURRENT_RENDERS)
+    _render_slots = threading.BoundedSemaphore(MAX_CONCURRENT_RENDERS)
 
 
 if hasattr(os, "register_at_fork"):

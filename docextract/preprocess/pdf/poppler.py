@@ -22,26 +22,26 @@ from typing import Any
 
 from PIL import Image
 
-from docextract.pdf_common import (
+from docextract.preprocess.pdf.common import (
     RenderedPage,
-    _check_page_size,
-    _kill_group,
-    _limit_resources,
-    _page_dpi,
-    _RenderFailed,
-    _Request,
-    _select_pages,
+    RenderFailed,
+    RenderRequest,
+    check_page_size,
+    kill_group,
+    limit_resources,
+    page_dpi,
+    select_pages,
 )
 
-__all__ = ["_render_poppler", "_run_bounded"]
+__all__ = ["render_poppler", "_run_bounded"]
 
 _STDERR_HEAD = 32 * 1024
 _STDERR_TAIL = 4 * 1024
 
 
-def _render_poppler(request: _Request, deadline: float) -> list[RenderedPage] | int:
+def render_poppler(request: RenderRequest, deadline: float) -> list[RenderedPage] | int:
     if shutil.which("pdftoppm") is None or shutil.which("pdfinfo") is None:
-        raise _RenderFailed("renderer_unavailable", "poppler is not installed (pdftoppm and pdfinfo not found)")
+        raise RenderFailed("renderer_unavailable", "poppler is not installed (pdftoppm and pdfinfo not found)")
     with tempfile.TemporaryDirectory(prefix="docextract-pdf-") as tmp:
         path = request.path
         if path is None:
@@ -62,10 +62,10 @@ def _render_poppler(request: _Request, deadline: float) -> list[RenderedPage] | 
         match = re.search(r"^Pages:\s+(\d+)", info, re.M)
         count = int(match.group(1)) if match else 0
         if count < 1:
-            raise _RenderFailed("no_pages", "the document has no pages")
+            raise RenderFailed("no_pages", "the document has no pages")
         if request.op == "count":
             return count
-        selected = _select_pages(count, request.pages, request.max_pages)
+        selected = select_pages(count, request.pages, request.max_pages)
         sizes = {
             int(n): (float(w), float(h))
             for n, w, h in re.findall(r"^Page\s+(\d+) size:\s+([\d.]+) x ([\d.]+)", info, re.M)
@@ -77,13 +77,13 @@ def _render_poppler(request: _Request, deadline: float) -> list[RenderedPage] | 
 
 
 def _poppler_runs(
-    selected: list[int], sizes: dict[int, tuple[float, float]], request: _Request
+    selected: list[int], sizes: dict[int, tuple[float, float]], request: RenderRequest
 ) -> Iterator[tuple[int, int, float]]:
     """Consecutive pages with the same dpi, one pdftoppm call each."""
     run: list[Any] = []
     for number in selected:
         w, h = sizes.get(number, (612.0, 792.0))
-        dpi = _page_dpi(w, h, request.dpi, request.max_page_pixels)
+        dpi = page_dpi(w, h, request.dpi, request.max_page_pixels)
         if run and number == run[1] + 1 and dpi == run[2]:
             run[1] = number
         else:
@@ -104,29 +104,29 @@ def _pdftoppm(path: str, first: int, last: int, dpi: float, tmp: str, deadline: 
     pages = []
     for number in range(first, last + 1):
         if number not in files:
-            raise _RenderFailed("corrupt_pdf", f"page {number} could not be rendered")
+            raise RenderFailed("corrupt_pdf", f"page {number} could not be rendered")
         file = os.path.join(tmp, files[number])
         with Image.open(file, formats=["PPM"]) as img:
             img.load()
             image = img.convert("RGB") if img.mode != "RGB" else img.copy()
         os.unlink(file)  # keeps the temp dir at one page at a time
-        _check_page_size(number, image.size, dpi)
+        check_page_size(number, image.size, dpi)
         pages.append(RenderedPage(number, image, "poppler"))
     return pages
 
 
-def _poppler_failure(rc: int, stderr: bytes) -> _RenderFailed:
+def _poppler_failure(rc: int, stderr: bytes) -> RenderFailed:
     """Map a poppler exit to a failure. Exit codes do not separate a wrong
     password from a broken file (both 1), so the message has to."""
     lines = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
     if any("Incorrect password" in line for line in lines):
-        return _RenderFailed("encrypted_pdf", "encrypted: a password is needed to open it")
+        return RenderFailed("encrypted_pdf", "encrypted: a password is needed to open it")
     if any("Invalid page count 0" in line for line in lines):
-        return _RenderFailed("no_pages", "the document has no pages")
+        return RenderFailed("no_pages", "the document has no pages")
     if rc == 3:
-        return _RenderFailed("encrypted_pdf", "encrypted: permissions forbid rendering it")
+        return RenderFailed("encrypted_pdf", "encrypted: permissions forbid rendering it")
     detail = lines[-1] if lines else f"exit status {rc}"
-    return _RenderFailed("corrupt_pdf", f"not a PDF or corrupted ({detail[:200]})")
+    return RenderFailed("corrupt_pdf", f"not a PDF or corrupted ({detail[:200]})")
 
 
 def _run_bounded(args: list[str], deadline: float) -> tuple[int, bytes, bytes]:
@@ -134,14 +134,14 @@ def _run_bounded(args: list[str], deadline: float) -> tuple[int, bytes, bytes]:
     1 MiB of stdout and the head and tail of stderr.
 
     Raises:
-        _RenderFailed: ``render_timeout`` when the deadline passes (the process
+        RenderFailed: ``render_timeout`` when the deadline passes (the process
             group is killed).
     """
     proc = subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
     # prlimit from outside: a preexec_fn would not be safe in a threaded server.
-    _limit_resources(proc.pid, cpu_seconds=deadline - time.monotonic())
+    limit_resources(proc.pid, cpu_seconds=deadline - time.monotonic())
     out, err_head, err_tail = bytearray(), bytearray(), b""
     streams = {proc.stdout.fileno(): "out", proc.stderr.fileno(): "err"}  # type: ignore[union-attr]
     try:
@@ -161,8 +161,8 @@ def _run_bounded(args: list[str], deadline: float) -> tuple[int, bytes, bytes]:
                     err_tail = (err_tail + chunk)[-_STDERR_TAIL:]
         rc = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
     except (TimeoutError, subprocess.TimeoutExpired):
-        _kill_group(proc)
-        raise _RenderFailed("render_timeout", "rendering took longer than the time limit") from None
+        kill_group(proc)
+        raise RenderFailed("render_timeout", "rendering took longer than the time limit") from None
     finally:
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]

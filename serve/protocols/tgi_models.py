@@ -8,7 +8,7 @@ chat template (TGI feeds ``inputs`` raw; a chat template is what the model was
 trained on), and the grammar is required, as on every route of this service:
 ``regex`` grammars are refused (400). Answers ``{"generated_text": ...}`` with
 the same strict-JSON content rules as the chat route
-(:func:`serve.openai_api.answer_content`), and ``details`` (finish reason,
+(:func:`serve.protocols.openai_models.answer_content`), and ``details`` (finish reason,
 token counts) when asked for.
 """
 

@@ -30,38 +30,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from docextract.cli_options import add_config_arguments, add_task_arguments, config_and_task
-from docextract.config import ExtractionConfig
+from docextract.cli.options import add_config_arguments, add_task_arguments, config_and_task, page_selection
+from docextract.config import DOCUMENT_MODES, PER_PAGE, ExtractionConfig
 from docextract.errors import DocExtractError
 
 if TYPE_CHECKING:
     from docextract.tasks import TaskSpec
 
-__all__ = ["main", "build_parser", "parse_page_selection"]
+__all__ = ["build_parser", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def parse_page_selection(text: str) -> list[int]:
-    """``"1,3-5"`` -> ``[1, 3, 4, 5]`` (1-based, in the order given, duplicates dropped)."""
-    pages: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "-" in part:
-                first, last = (int(x) for x in part.split("-", 1))
-                if last < first:
-                    raise ValueError
-                pages.extend(range(first, last + 1))
-            else:
-                pages.append(int(part))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid page selection {text!r}; use e.g. 1,3-5") from None
-    if not pages or min(pages) < 1:
-        raise argparse.ArgumentTypeError(f"invalid page selection {text!r}: pages start at 1")
-    return list(dict.fromkeys(pages))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,11 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--output", "-o", metavar="FILE.jsonl", help="write JSON lines here instead of stdout")
     extract.add_argument(
         "--mode",
-        choices=["per_page", "document"],
-        default="per_page",
+        choices=DOCUMENT_MODES,
+        default=PER_PAGE,
         help="PDFs: one result per page, or one for the whole document (default: per_page)",
     )
-    extract.add_argument("--pages", type=parse_page_selection, help="PDF pages to use, e.g. 1,3-5")
+    extract.add_argument("--pages", type=page_selection, help="PDF pages to use, e.g. 1,3-5")
     add_config_arguments(extract, ExtractionConfig)
 
     tasks = sub.add_parser("tasks", help="list tasks and their schemas")
@@ -175,7 +153,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
-    from docextract.tiny_model import BENCH, TINY, build_tiny_model
+    from docextract.testing.tiny_model import BENCH, TINY, build_tiny_model
 
     started = time.perf_counter()
     path = build_tiny_model(args.dir, BENCH if args.size == "bench" else TINY, seed=args.seed, overwrite=args.overwrite)
@@ -185,8 +163,8 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
 
 
 async def _run_extract(args: argparse.Namespace, config: ExtractionConfig, task: TaskSpec, out: IO[str]) -> int:
-    from docextract.documents import load_document
     from docextract.engine import ExtractionEngine
+    from docextract.preprocess.documents import load_document
 
     # Inputs are read before the engine starts, so a bad file fails in a second, not after model load.
     documents, failures = [], 0
@@ -216,7 +194,7 @@ async def _run_extract(args: argparse.Namespace, config: ExtractionConfig, task:
                 failures += 1
             elif not result.valid:
                 invalid += 1
-                why = "; ".join(f"{e.path or '(root)'}: {e.message}" for e in result.errors[:3])
+                why = "; ".join(e.describe() for e in result.errors[:3])
                 _report(f"invalid output for {result.id}: {why}")
     finally:
         engine.shutdown()

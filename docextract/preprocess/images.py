@@ -1,15 +1,14 @@
 """Load one image, ready for the model: upright, RGB, within a pixel budget.
 
 Input is untrusted, so the limits come before the work: the file size is
-checked before reading it, and the pixel count its header claims is checked
-before decoding it (a 100-byte PNG can claim 10 gigapixels). Only common raster
-formats are opened; Pillow's other plugins (EPS runs Ghostscript) stay off.
+checked before reading it (:mod:`docextract.preprocess.sources` reads every
+reference), and the pixel count its header claims is checked before decoding
+it (a 100-byte PNG can claim 10 gigapixels). Only common raster formats are
+opened; Pillow's other plugins (EPS runs Ghostscript) stay off.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import logging
 import math
@@ -18,16 +17,14 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
+from docextract.config import DEFAULT_MAX_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 from docextract.errors import InputError
+from docextract.preprocess.sources import read_source_bytes
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_MAX_IMAGE_PIXELS",
     "ImageSource",
     "SUPPORTED_IMAGE_FORMATS",
-    "decode_data_uri",
     "load_image",
-    "read_source_bytes",
     "resize_to_pixel_budget",
     "to_rgb",
 ]
@@ -39,81 +36,8 @@ ImageSource = str | os.PathLike | bytes | Image.Image
 
 #: Pillow format names accepted (phones' multi-picture JPEGs open through JPEG, as MPO).
 SUPPORTED_IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
-#: An A4 or letter page scanned at 600 dpi (35 MP) fits; decoded as RGB that is
-#: at most 150 MB. Pillow's own bomb limit (89 MP warning, 179 MP error) is higher.
-DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
-DEFAULT_MAX_BYTES = 50 * 1024**2
-
 _ORIENTATION_TAG = 0x0112
 _WHITE = (255, 255, 255)
-
-
-def read_source_bytes(
-    source: str | os.PathLike | bytes | bytearray | memoryview,
-    *,
-    max_bytes: int | None = DEFAULT_MAX_BYTES,
-    name: str | None = None,
-) -> tuple[str, bytes]:
-    """Read a path, bytes or a ``data:`` URI, refusing empty and oversized input.
-
-    Args:
-        source: A path (``str`` or path-like), bytes, or a ``data:...;base64,`` URI.
-            Any other ``str`` is a path: bare base64 is not accepted.
-        max_bytes: Largest accepted size; a file's size is checked before it is read.
-        name: How the input is named in error messages (default: the path,
-            ``"data URI"`` or ``"input"``).
-
-    Returns:
-        ``(name, data)``.
-
-    Raises:
-        InputError: ``not_found``, ``empty_file``, ``too_large`` or ``invalid_data_uri``.
-    """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        name = name or "input"
-        data = bytes(source)
-    elif isinstance(source, str) and source.startswith("data:"):
-        name = name or "data URI"
-        data = decode_data_uri(source, max_bytes=max_bytes, name=name)
-    elif isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        name = name or path
-        data = _read_file(path, max_bytes, name)
-    else:
-        raise TypeError(f"expected a path, bytes or a data URI, got {type(source).__name__}")
-    if not data:
-        raise InputError(f"{name}: empty file", kind="empty_file")
-    _check_bytes(len(data), max_bytes, name)
-    return name, data
-
-
-def decode_data_uri(uri: str, *, max_bytes: int | None = None, name: str = "data URI") -> bytes:
-    """Decode a base64 ``data:`` URI such as ``data:image/png;base64,iVBOR...``.
-
-    Args:
-        uri: The URI; its media type is ignored (the content is sniffed instead).
-        max_bytes: Refuse URIs whose decoded size would be larger, before decoding.
-        name: How the input is named in error messages.
-
-    Returns:
-        The decoded bytes.
-
-    Raises:
-        InputError: ``invalid_data_uri`` or ``too_large``.
-    """
-    if not uri.startswith("data:"):
-        raise InputError(f"{name}: not a data URI (expected 'data:<type>;base64,...')", kind="invalid_data_uri")
-    header, sep, payload = uri[5:].partition(",")
-    if not sep or not header.lower().endswith(";base64"):
-        raise InputError(
-            f"{name}: only base64 data URIs are supported ('data:<type>;base64,...')", kind="invalid_data_uri"
-        )
-    _check_bytes(len(payload) // 4 * 3, max_bytes, name)
-    try:
-        # Line breaks appear in base64 written by some clients; nothing else may.
-        return base64.b64decode("".join(payload.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise InputError(f"{name}: invalid base64 in data URI", kind="invalid_data_uri") from None
 
 
 def load_image(
@@ -219,14 +143,6 @@ def to_rgb(img: Image.Image, *, name: str = "image") -> Image.Image:
 # --- helpers ----------------------------------------------------------------
 
 
-def _check_bytes(size: int, max_bytes: int | None, name: str) -> None:
-    if max_bytes is not None and size > max_bytes:
-        raise InputError(
-            f"{name}: {size / 1024**2:.1f} MiB, more than the limit of {max_bytes / 1024**2:g} MiB",
-            kind="too_large",
-        )
-
-
 def _check_pixels(size: tuple[int, int], max_image_pixels: int, name: str) -> None:
     width, height = size
     if width * height > max_image_pixels:
@@ -237,20 +153,6 @@ def _check_pixels(size: tuple[int, int], max_image_pixels: int, name: str) -> No
         )
     if width < 1 or height < 1:
         raise InputError(f"{name}: image has no pixels ({width}x{height})", kind="corrupt_image")
-
-
-def _read_file(path: str, max_bytes: int | None, name: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            _check_bytes(os.fstat(f.fileno()).st_size, max_bytes, name)
-            # Read one byte past the limit: the file may grow after the check.
-            return f.read(-1 if max_bytes is None else max_bytes + 1)
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file", kind="not_found") from None
-    except IsADirectoryError:
-        raise InputError(f"{name}: is a directory, not a file", kind="not_found") from None
-    except PermissionError:
-        raise InputError(f"{name}: permission denied", kind="not_found") from None
 
 
 def _decode(data: bytes, name: str, max_image_pixels: int, max_pixels: int | None) -> Image.Image:

@@ -1,0 +1,5 @@
+import sys
+
+from docextract.cli.main import main
+
+sys.exit(main())

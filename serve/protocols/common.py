@@ -1,0 +1,93 @@
+"""What every router does the same way: find the ingress and the model, read a JSON body,
+take the request's deadline, write server-sent events."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from serve.deadline import Deadline
+from serve.errors import ApiError, invalid_request
+
+if TYPE_CHECKING:
+    from serve.config import ServedModel
+    from serve.ingress import Ingress
+
+__all__ = [
+    "MODEL_STATE_KEY",
+    "ingress_of",
+    "json_body",
+    "media_type",
+    "request_deadline",
+    "served_for",
+    "sse",
+    "task_name",
+]
+
+#: Where a route records the model it served, for the metrics' ``model`` label.
+MODEL_STATE_KEY = "docextract_model"
+
+
+def ingress_of(request: Request) -> Ingress:
+    """The :class:`~serve.ingress.Ingress` this app was built over (:func:`serve.http.create_app`)."""
+    return request.app.state.ingress
+
+
+def served_for(request: Request, name: str | None) -> ServedModel:
+    """The requested model, recorded on the request for the metrics' ``model`` label."""
+    served = ingress_of(request).served(name)
+    setattr(request.state, MODEL_STATE_KEY, served.model_name)
+    return served
+
+
+def request_deadline(request: Request) -> Deadline:
+    """The service's request timeout, or less if the client asks with ``X-Request-Timeout: <seconds>``."""
+    limit_s = ingress_of(request).config.limits.request_timeout_s
+    asked = request.headers.get("x-request-timeout")
+    if asked is None:
+        return Deadline(limit_s)
+    try:
+        seconds = float(asked)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ApiError(
+            400, f"X-Request-Timeout must be a positive number of seconds, got {asked!r}", kind="invalid_request"
+        )
+    return Deadline(min(seconds, limit_s))
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def json_body(request: Request, model_cls: type[BaseModel]) -> Any:
+    """The body as ``model_cls``; 415 for another media type, 400 naming each problem."""
+    kind = media_type(request)
+    if kind not in ("application/json", ""):
+        raise ApiError(415, f"send the request as application/json, not {kind!r}", kind="unsupported_media_type")
+    body = await request.body()
+    try:
+        return model_cls.model_validate_json(body)
+    except ValidationError as exc:
+        raise invalid_request(exc) from None
+
+
+def sse(payload: BaseModel | dict[str, Any]) -> str:
+    """One server-sent event carrying ``payload`` as compact JSON."""
+    if isinstance(payload, BaseModel):
+        payload = payload.model_dump(exclude_none=True)
+        for choice in payload.get("choices", []):
+            choice.setdefault("finish_reason", None)  # OpenAI sends an explicit null until the end
+    return f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+def task_name(schema: dict[str, Any]) -> str:
+    """An inline schema's task name: its ``title`` made safe, or ``custom``."""
+    from docextract.tasks import task_slug
+
+    title = schema.get("title") if isinstance(schema.get("title"), str) else ""
+    return task_slug(title)

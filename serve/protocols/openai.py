@@ -1,0 +1,104 @@
+"""``POST /v1/chat/completions``: OpenAI's chat completions (models in :mod:`.openai_models`).
+
+The request's messages, images and ``response_format`` become one
+:class:`~docextract.requests.ExtractionRequest` (the client's messages, its images, the
+task of its schema); the engine's :class:`~docextract.results.ExtractionResult` becomes
+a ``chat.completion``, or, streamed, ``chat.completion.chunk`` events of the raw text
+made strict JSON (:class:`~serve.protocols.openai_models.StrictJsonStream`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from serve.errors import ApiError, error_body
+from serve.protocols.common import ingress_of, json_body, request_deadline, served_for, sse
+from serve.protocols.openai_models import (
+    AssistantMessage,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    Choice,
+    ChunkChoice,
+    Delta,
+    StrictJsonStream,
+    UsageOut,
+    answer_content,
+    chat_messages,
+    completion_id,
+    response_task,
+)
+
+__all__ = ["router"]
+
+router = APIRouter()
+#: Headers that keep proxies from buffering a stream.
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(request: Request) -> ChatCompletionResponse | StreamingResponse:
+    ingress = ingress_of(request)
+    deadline = request_deadline(request)
+    body: ChatCompletionRequest = await json_body(request, ChatCompletionRequest)
+    served = served_for(request, body.model)
+    backend = served.structured_output_backend
+    fmt = body.response_format
+    key = ("response_format", fmt.model_dump_json(by_alias=True) if fmt else None, backend)
+    task = await deadline.run(ingress.task(key, lambda: response_task(fmt, backend)))
+    messages, refs = chat_messages(body.messages)
+    cid, created = completion_id()
+    extraction = await ingress.chat_request(
+        served, task, messages, refs, body.sampling_overrides(), deadline, source="chat", request_id=cid
+    )
+    if not body.stream:
+        result = await ingress.run(served, extraction, deadline)
+        return ChatCompletionResponse(
+            id=cid,
+            created=created,
+            model=served.model_name,
+            choices=[
+                Choice(
+                    message=AssistantMessage(content=answer_content(result.raw_text, result.data, result.valid)),
+                    finish_reason=result.finish_reason,
+                )
+            ],
+            usage=UsageOut.of(result.usage),
+        )
+    deltas = await ingress.run_stream(served, extraction, deadline)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    def chunk(delta: Delta, finish_reason: str | None = None) -> str:
+        return sse(
+            ChatCompletionChunk(
+                id=cid,
+                created=created,
+                model=served.model_name,
+                choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)],
+            )
+        )
+
+    async def events() -> AsyncIterator[str]:
+        strict = StrictJsonStream()
+        result = None
+        yield chunk(Delta(role="assistant", content=""))
+        try:
+            async for delta in deltas:
+                content = strict.feed(delta.text)
+                if content:
+                    yield chunk(Delta(content=content))
+                result = delta.result or result
+        except ApiError as exc:
+            yield sse(error_body(exc.status, exc.message, exc.kind))
+            yield "data: [DONE]\n\n"
+            return
+        finish_reason = result.finish_reason if result else None
+        yield chunk(Delta(), finish_reason or "stop")
+        if result is not None and include_usage:
+            yield sse(ChatCompletionChunk(id=cid, created=created, model=served.model_name, choices=[], usage=UsageOut.of(result.usage)))
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)
