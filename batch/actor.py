@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from batch.rows import error_fields, result_schema, table
+from docextract.document_mode import run_document
 from docextract.requests import ExtractionRequest
+from docextract.results import InputWarning
 
 if TYPE_CHECKING:
     from docextract.config import ExtractionConfig
@@ -73,6 +75,7 @@ class ExtractionActor:
             "task_version": self.task.version,
             "valid": False,
             "preprocess_s": row.get("preprocess_s"),
+            "warnings": row.get("warnings") or [],
         }
         if self.include_images and row.get("images"):
             # The model-ready page (the first, for a whole document) as an HF Image value.
@@ -83,16 +86,19 @@ class ExtractionActor:
         try:
             images = [_decode_png(data) for data in row["images"]]
             async with self._slots:
-                result = await self.engine.run(
-                    ExtractionRequest(
-                        task=self.task,
-                        images=images,
-                        source=row["source"],
-                        pages=row["pages"],
-                        id=row["id"],
-                        preprocess_s=row["preprocess_s"] or 0.0,
-                    )
+                request = ExtractionRequest(
+                    task=self.task,
+                    images=images,
+                    source=row["source"],
+                    pages=row["pages"],
+                    id=row["id"],
+                    preprocess_s=row["preprocess_s"] or 0.0,
+                    warnings=[InputWarning(**w) for w in row.get("warnings") or []],
                 )
+                # A document-mode row (several pages) takes document mode's path: one prompt while
+                # the pages fit, else chunks merged, with sources (docextract.document_mode).
+                multi_page = len(row["pages"] or []) > 1
+                result = await (run_document(self.engine, request) if multi_page else self.engine.run(request))
         except Exception as exc:
             return {**base, **self._failure(exc)}
         return {
@@ -109,6 +115,10 @@ class ExtractionActor:
             "completion_tokens": result.usage.completion_tokens,
             "generation_s": result.timings.generation_s,
             "finished_at": time.time(),
+            "sources": _json(result.sources),
+            "conflicts": _json([c.model_dump() for c in result.conflicts])
+            if result.chunks is not None or result.sources is not None
+            else None,
         }
 
     def _failure(self, exc: Exception) -> dict[str, str]:
@@ -124,6 +134,10 @@ class ExtractionActor:
         engine = getattr(self, "engine", None)
         if engine is not None:
             engine.shutdown()
+
+
+def _json(value: Any) -> str | None:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if value is not None else None
 
 
 def _decode_png(data: bytes) -> Any:

@@ -13,7 +13,7 @@ claims the paths it reads:
   file). Ids: the path relative to the folder (or to the glob's fixed
   prefix; a single file: its name); a PDF page is ``NAME#page=N``, a whole
   document ``NAME#pages=1-3`` (:func:`docextract.preprocess.pages.result_id`, the ids
-  the engine gives). A folder contributes the files whose extension is an
+  the engine gives); a multi-frame TIFF expands like a PDF, one row per frame. A folder contributes the files whose extension is an
   image or PDF one; others are listed as skipped, never read. A file named
   explicitly is always used.
 
@@ -29,7 +29,7 @@ Each input also declares the Arrow type of its ``meta``: files
 column; other datasets ``struct<file, row, ...their scalar columns>``.
 :func:`merge_meta_types` makes one type for the job (see :mod:`batch.outputs`).
 
-A dataset row is one prompt. If its bytes are a PDF, all its pages go into
+A dataset row is one prompt. If its bytes are a PDF (or a multi-frame TIFF), all its pages go into
 that prompt (as ``--mode document`` does for files), up to
 ``max_images_per_prompt``.
 """
@@ -165,28 +165,31 @@ def _plan_files(spec: str, found: list[tuple[Path, str]], _options: Any) -> Inpu
 def expand_files(
     batch: pa.Table, *, mode: str, pages: Sequence[int] | None, options: Any, done: frozenset[str]
 ) -> pa.Table:
-    """Ray task: files -> units of work (PDFs counted and expanded into pages), minus ``done``.
+    """Ray task: files -> units of work (PDFs and multi-frame TIFFs counted and expanded into
+    pages), minus ``done``.
 
-    Only a file's first KiB is read here; images and unknown types become one
-    row each and are decoded (or refused) by :mod:`batch.preprocess`.
+    In ``per_page`` mode every page becomes a row, however long the document: each row
+    renders only its own page later, so no page limit is needed (``pdf_max_pages`` holds for
+    ``document`` mode, where all pages go into one prompt). Little is read here
+    (:func:`~docextract.preprocess.documents.count_document_pages`); images and unknown
+    types become one row each and are decoded (or refused) by :mod:`batch.preprocess`.
     """
     from batch.rows import WORK_SCHEMA, error_fields, table
-    from docextract.preprocess.documents import sniff_kind
+    from docextract.config import DOCUMENT
+    from docextract.preprocess.documents import count_document_pages
     from docextract.preprocess.pages import check_page_count, group_pages, result_id
-    from docextract.preprocess.pdf.api import count_pdf_pages
 
+    limit = options.pdf_max_pages if mode == DOCUMENT else None
     rows: list[dict[str, Any]] = []
     for item in batch.to_pylist():
         source, path = item["source"], item["path"]
         base = {"source": source, "path": path, "meta": item["meta"], "pages": []}
         try:
-            with open(path, "rb") as fh:
-                head = fh.read(1024)
-            if sniff_kind(head) != "pdf":
+            count = count_document_pages(path, name=source, options=options)
+            if count is None:  # an image, or what its loader will refuse
                 rows.append({**base, "id": source})
                 continue
-            count = count_pdf_pages(path, renderer=options.pdf_renderer, timeout_s=options.pdf_timeout_s, name=source)
-            selected = check_page_count(count, pages, options.pdf_max_pages, name=source)
+            selected = check_page_count(count, pages, limit, name=source)
         except (OSError, DocExtractError) as exc:
             if isinstance(exc, OSError):
                 exc = InputError(f"{source}: cannot read file ({exc.strerror or exc})", kind="not_found")

@@ -11,7 +11,8 @@ Part files hold labelr's LLM image extraction columns first: ``image_id``,
 ``image`` (``{bytes, path}``, only with ``--include-images``: the model-ready
 page as PNG), ``output`` (the extracted JSON as a string; null when there is no
 output) and ``meta``; then ``valid``, ``error``, ``error_kind``,
-``validation_errors``, ``finish_reason``, ``model``, ``task``,
+``validation_errors``, ``warnings`` (``[{kind, message, page}]``: ``blank_page``,
+``upscaled``), ``finish_reason``, ``model``, ``task``,
 ``task_version``, ``prompt_tokens``, ``completion_tokens``, ``source``,
 ``pages``, ``preprocess_s``, ``generation_s``, ``finished_at``. With ``config.json`` beside
 them the folder is a fine-tuning dataset as labelr makes them (filter on

@@ -4,7 +4,8 @@
 
     from_items(files)   -> expand_files       (CPU tasks: count PDF pages, one row per page)  \\
     from_items(parquet) -> read_parquet_rows  (CPU tasks: read row groups)                    -> union
-        -> preprocess_rows   (CPU tasks: decode, EXIF, resize, render; PNG bytes)
+        -> repartition       (blocks of a few rows: a long PDF's pages spread over tasks)
+        -> preprocess_rows   (CPU tasks: decode, EXIF, resize, render one page each; PNG bytes)
         -> ExtractionActor   (actor pool: one ExtractionEngine each, async, max_in_flight requests)
         -> iter_batches on the driver -> PartWriter (atomic part files)
 
@@ -45,6 +46,8 @@ __all__ = ["build_dataset", "new_run_id", "run_pipeline"]
 #: results (and part files) stream early; the cap bounds the number of blocks.
 _FILES_PER_BLOCK = 4
 _MAX_BLOCKS = 5000
+#: Rows (pages) per preprocessing task: its memory is this many pages, rendered one at a time.
+_ROWS_PER_PREPROCESS_BLOCK = 4
 
 
 def new_run_id() -> str:
@@ -81,7 +84,15 @@ def build_dataset(
             )
         )
     ds = sources[0].union(*sources[1:]) if len(sources) > 1 else sources[0]
-    ds = ds.map_batches(preprocess_rows, fn_kwargs={"options": config.preprocess}, **cpu)
+    # A long PDF expands into one block of page rows: cut it into small blocks so its pages
+    # render in parallel tasks, each holding a few pages, whatever the document's length.
+    ds = ds.repartition(target_num_rows_per_block=_ROWS_PER_PREPROCESS_BLOCK)
+    ds = ds.map_batches(
+        preprocess_rows,
+        fn_kwargs={"options": config.preprocess},
+        batch_size=_ROWS_PER_PREPROCESS_BLOCK,
+        **cpu,
+    )
     low, high = options.pool_size
     placement = engine_placement(config)
     return ds.map_batches(

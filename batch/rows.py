@@ -9,7 +9,8 @@ otherwise get a different type in different blocks):
   file (read in the preprocessing task), ``data`` for a dataset row (bytes
   from Parquet). A row may already carry an ``error`` (a PDF whose pages
   cannot be counted); every later stage passes it through.
-* :data:`READY_SCHEMA`: after preprocessing: model-ready pages as PNG bytes.
+* :data:`READY_SCHEMA`: after preprocessing: model-ready pages as PNG bytes, and
+  the warnings preprocessing raised (:data:`WARNINGS_TYPE`).
 * :func:`result_schema`: what the engine actors return and the part files
   hold (plus ``meta`` converted to the job's type, see :mod:`batch.outputs`).
 """
@@ -20,10 +21,22 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["IMAGE_TYPE", "READY_SCHEMA", "WORK_SCHEMA", "error_fields", "result_schema", "table"]
+__all__ = [
+    "IMAGE_TYPE",
+    "READY_SCHEMA",
+    "WARNINGS_TYPE",
+    "WORK_SCHEMA",
+    "error_fields",
+    "result_schema",
+    "table",
+    "warning_values",
+]
 
 #: Hugging Face ``datasets`` Image feature (what labelr writes): ``{bytes, path}``.
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+#: :class:`~docextract.results.InputWarning` values: ``blank_page``, ``upscaled``, with the page.
+WARNINGS_TYPE = pa.list_(pa.struct([("kind", pa.string()), ("message", pa.string()), ("page", pa.int64())]))
 
 _COMMON = [
     ("id", pa.string()),
@@ -36,7 +49,9 @@ _ERROR = [("error", pa.string()), ("error_kind", pa.string())]
 
 WORK_SCHEMA = pa.schema([*_COMMON, ("path", pa.string()), ("data", pa.binary()), *_ERROR])
 
-READY_SCHEMA = pa.schema([*_COMMON, ("images", pa.list_(pa.binary())), ("preprocess_s", pa.float64()), *_ERROR])
+READY_SCHEMA = pa.schema(
+    [*_COMMON, ("images", pa.list_(pa.binary())), ("preprocess_s", pa.float64()), ("warnings", WARNINGS_TYPE), *_ERROR]
+)
 
 _RESULT_FIELDS = [
     ("image_id", pa.string()),
@@ -46,6 +61,7 @@ _RESULT_FIELDS = [
     ("error", pa.string()),
     ("error_kind", pa.string()),
     ("validation_errors", pa.list_(pa.string())),
+    ("warnings", WARNINGS_TYPE),
     ("finish_reason", pa.string()),
     ("model", pa.string()),
     ("task", pa.string()),
@@ -59,6 +75,10 @@ _RESULT_FIELDS = [
     # Wall clock (Unix seconds) when the engine finished the row: with generation_s, the engine's
     # busy window, which the summary turns into a throughput that excludes engine start.
     ("finished_at", pa.float64()),
+    # Document mode, as JSON: each value's pages ({"total": [4, 5]}) and the chunks' disagreements
+    # ([{"path", "values", "pages", "chosen"}]); null for per-page rows.
+    ("sources", pa.string()),
+    ("conflicts", pa.string()),
 ]
 
 
@@ -77,6 +97,11 @@ def error_fields(exc: BaseException) -> dict[str, str]:
     if isinstance(exc, DocExtractError):
         return {"error": exc.message, "error_kind": exc.kind}
     return {"error": f"{type(exc).__name__}: {exc}", "error_kind": "internal_error"}
+
+
+def warning_values(warnings: Any) -> list[dict[str, Any]]:
+    """:class:`~docextract.results.InputWarning` objects as :data:`WARNINGS_TYPE` values."""
+    return [w.model_dump() for w in warnings or []]
 
 
 def table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:

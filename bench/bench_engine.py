@@ -7,7 +7,9 @@ text (built once with the model's chat template), the same schema as
 ``ExtractionEngine.extract`` (prompt building, generation, parsing, mapping
 back optional fields, jsonschema + Pydantic validation, typed result). The
 figure we watch is ``docextract_images_per_s / direct_images_per_s``: what the
-shared core costs on top of vLLM.
+shared core costs on top of vLLM. A third path runs docextract with per-field confidence
+off (``ExtractionConfig.confidence``): ``ratio_confidence_over_no_confidence`` is what the
+confidence costs (it reads vLLM's outputs step by step, with the sampled tokens' log-probabilities).
 
 On a random-weight model (default: the 100 M-parameter ``bench`` model built
 offline) the numbers measure cost, not accuracy. Runs on a busy 2-core machine
@@ -68,7 +70,8 @@ async def _direct(engine, prompts, schema) -> tuple[float, int, int]:
     return time.perf_counter() - started, sum(ok for ok, _ in results), sum(t for _, t in results)
 
 
-async def _docextract(engine, images, task) -> tuple[float, int, int]:
+async def _docextract(engine, images, task, confidence: bool = True) -> tuple[float, int, int]:
+    engine.config.confidence = confidence
     started = time.perf_counter()
     results = await asyncio.gather(*(engine.extract([img], task, source=f"img{i}.png") for i, img in enumerate(images)))
     return (
@@ -103,11 +106,12 @@ async def run(args) -> dict:
     rounds = []
     for _ in range(args.rounds):
         # Alternate the order so neither path always runs on a warmer machine.
-        for name in ("direct", "docextract") if len(rounds) % 2 == 0 else ("docextract", "direct"):
+        paths = ("direct", "docextract", "docextract_no_confidence")
+        for name in paths if len(rounds) % 2 == 0 else paths[::-1]:
             if name == "direct":
                 seconds, valid, tokens = await _direct(engine, prompts, task.engine_schema)
             else:
-                seconds, valid, tokens = await _docextract(engine, images, task)
+                seconds, valid, tokens = await _docextract(engine, images, task, name == "docextract")
             rounds.append({"path": name, "seconds": seconds, "valid": valid, "completion_tokens": tokens})
     engine.shutdown()
 
@@ -121,7 +125,7 @@ async def run(args) -> dict:
             "completion_tokens": [r["completion_tokens"] for r in rows],
         }
 
-    direct, ours = summary("direct"), summary("docextract")
+    direct, ours, plain = summary("direct"), summary("docextract"), summary("docextract_no_confidence")
     return {
         "benchmark": "engine",
         "model": args.model,
@@ -132,7 +136,9 @@ async def run(args) -> dict:
         "engine_start_s": start_s,
         "direct": direct,
         "docextract": ours,
+        "docextract_no_confidence": plain,
         "ratio_docextract_over_direct": ours["images_per_s_median"] / direct["images_per_s_median"],
+        "ratio_confidence_over_no_confidence": ours["images_per_s_median"] / plain["images_per_s_median"],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "note": "random-weight model: cost, not accuracy; compare only within one run",
     }
@@ -161,7 +167,10 @@ def main() -> None:
     print(f"{'path':<12}{'images/s':>10}  valid")
     print(f"{'vLLM direct':<12}{d['images_per_s_median']:>10.2f}  {d['valid']}/{args.images}")
     print(f"{'docextract':<12}{o['images_per_s_median']:>10.2f}  {o['valid']}/{args.images}")
-    print(f"ratio docextract/direct: {figures['ratio_docextract_over_direct']:.3f}  -> {out}")
+    p = figures["docextract_no_confidence"]
+    print(f"{'no confid.':<12}{p['images_per_s_median']:>10.2f}  {p['valid']}/{args.images}")
+    print(f"ratio docextract/direct: {figures['ratio_docextract_over_direct']:.3f}")
+    print(f"ratio confidence/no confidence: {figures['ratio_confidence_over_no_confidence']:.3f}  -> {out}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_IMAGE_PIXELS",
     "DEFAULT_MAX_PAGE_PIXELS",
+    "DEFAULT_MIN_PIXELS",
+    "MIN_IMAGE_SIDE",
+    "BLANK_PAGE_ACTIONS",
+    "BlankPageAction",
     "DEFAULT_MODEL",
     "DOCUMENT",
     "DOCUMENT_MODES",
@@ -32,6 +36,8 @@ __all__ = [
     "PER_PAGE",
     "DocumentMode",
     "ExtractionConfig",
+    "MERGE_STRATEGIES",
+    "MergeStrategy",
     "PdfRenderer",
     "PlacementConfig",
     "PreprocessOptions",
@@ -55,11 +61,28 @@ DEFAULT_MAX_BYTES = 50 * 1024**2
 #: PDF pages larger than this at the requested dpi are rendered at a lower dpi.
 DEFAULT_MAX_PAGE_PIXELS = 50_000_000
 
+#: Smaller images and pages are scaled up to this many pixels: the Qwen2-VL / Qwen2.5-VL
+#: family's minimum (56 x 56, 4 image tokens), the default model's. Each family's own minimum
+#: is in :mod:`docextract.models.families`.
+DEFAULT_MIN_PIXELS = 56 * 56
+#: Refuse (``too_small``) an image or page whose shorter side has fewer pixels than this: below
+#: it there is nothing to read, and scaling it up only invents pixels. An 8 x 8 image is kept.
+MIN_IMAGE_SIDE = 8
+
+#: What happens to a page of one uniform colour (blank in every renderer tried): sent to the
+#: model anyway, or skipped (its result then has no output); either way it carries ``blank_page``.
+BlankPageAction = Literal["send", "skip"]
+BLANK_PAGE_ACTIONS: tuple[BlankPageAction, ...] = get_args(BlankPageAction)
+
 #: How a multi-page document becomes prompts: one per page, or one for the whole document.
 DocumentMode = Literal["per_page", "document"]
 PER_PAGE: DocumentMode = "per_page"
 DOCUMENT: DocumentMode = "document"
 DOCUMENT_MODES: tuple[DocumentMode, ...] = get_args(DocumentMode)
+
+#: How the results of a long document's chunks become one result (see ``merge_strategy``).
+MergeStrategy = Literal["deterministic", "model"]
+MERGE_STRATEGIES: tuple[MergeStrategy, ...] = get_args(MergeStrategy)
 
 #: PDF renderers: pdfium, poppler, or auto (pdfium, then poppler if pdfium cannot read the file).
 PdfRenderer = Literal["auto", "pdfium", "poppler"]
@@ -81,9 +104,21 @@ class PreprocessOptions(BaseModel):
         ),
     )
     min_pixels: int | None = Field(
-        default=None,
+        default=DEFAULT_MIN_PIXELS,
         gt=0,
-        description="Smaller images are scaled up to at least this many pixels. None never scales up.",
+        description=(
+            "Smaller images and pages are scaled up to at least this many pixels (the result then "
+            "carries an 'upscaled' warning). The default, 56*56, is the Qwen2-VL family's minimum; "
+            "an image whose shorter side is under 8 pixels is refused (too_small). None never scales up."
+        ),
+    )
+    blank_pages: BlankPageAction = Field(
+        default="send",
+        description=(
+            "A page of one uniform colour (re-rendered with the other renderer under pdf_renderer=auto "
+            "first) carries a 'blank_page' warning and is either still sent to the model (send) or "
+            "skipped, its result having no output (skip)."
+        ),
     )
     max_image_pixels: int = Field(
         default=DEFAULT_MAX_IMAGE_PIXELS,
@@ -113,8 +148,9 @@ class PreprocessOptions(BaseModel):
         default=50,
         ge=1,
         description=(
-            "Most pages rendered from one PDF. Longer documents are refused unless the "
-            "request selects at most this many pages. None: no limit."
+            "Most pages of one PDF or multi-frame TIFF in one request. Longer documents are refused "
+            "unless the request selects at most this many pages. Batch jobs in per_page mode make "
+            "one row per page and apply no limit. None: no limit."
         ),
     )
     pdf_timeout_s: float = Field(
@@ -126,7 +162,10 @@ class PreprocessOptions(BaseModel):
     @model_validator(mode="after")
     def _check_budget(self) -> PreprocessOptions:
         if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
-            raise ValueError(f"min_pixels ({self.min_pixels}) is larger than max_pixels ({self.max_pixels})")
+            if "min_pixels" in self.model_fields_set:
+                raise ValueError(f"min_pixels ({self.min_pixels}) is larger than max_pixels ({self.max_pixels})")
+            # The default minimum yields to a budget set below it (a tiny model's, a test's).
+            object.__setattr__(self, "min_pixels", self.max_pixels)
         return self
 
 
@@ -144,6 +183,10 @@ class SamplingConfig(BaseModel):
     )
     seed: int | None = Field(default=None, description="Sampling seed, for reproducible non-greedy runs.")
     repetition_penalty: float = Field(default=1.0, gt=0.0, le=2.0, description="vLLM repetition penalty.")
+    top_k: int = Field(default=0, ge=0, description="Sample from the k most likely tokens; 0 considers all.")
+    stop: list[str] | None = Field(
+        default=None, description="Strings that end generation (a JSON answer cut by one is reported invalid)."
+    )
 
 
 class PlacementConfig(BaseModel):
@@ -197,10 +240,35 @@ class ExtractionConfig(BaseModel):
     structured_output_backend: Literal["xgrammar", "guidance"] = Field(
         default="xgrammar", description="Grammar backend that enforces the schema."
     )
+    confidence: bool = Field(
+        default=True,
+        description="Score each field from the log-probabilities of the tokens that wrote it (docextract.confidence).",
+    )
+    logprobs_mode: Literal["processed_logprobs", "raw_logprobs"] = Field(
+        default="processed_logprobs",
+        description="vLLM's log-probabilities behind the confidence: after temperature and penalties (processed) "
+        "or before (raw); both are after the grammar's mask.",
+    )
+    review_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Fields whose confidence is below this are listed in 'review'."
+    )
     disable_any_whitespace: bool = Field(
         default=True, description="Compact JSON: no free whitespace between tokens (faster, bounded)."
     )
     max_images_per_prompt: int = Field(default=8, ge=1, description="Most images in one prompt (whole-document mode).")
+    chunk_overlap: int = Field(
+        default=1,
+        ge=0,
+        description="Document mode, when the pages do not fit one prompt (max_images_per_prompt, or the context): "
+        "pages each chunk of consecutive pages shares with the next (list items read twice there are dropped "
+        "in the merge). Kept below the chunk size.",
+    )
+    merge_strategy: MergeStrategy = Field(
+        default="deterministic",
+        description="How chunk results become one: deterministic (lists concatenated, overlap duplicates "
+        "dropped, each value from the chunk most confident of it; docextract.merge) or model (one more "
+        "constrained call given the chunk results as text).",
+    )
     include_schema_in_prompt: bool = Field(
         default=True, description="Show the JSON Schema to the model in the prompt as well as enforcing it."
     )
@@ -215,7 +283,14 @@ class ExtractionConfig(BaseModel):
     @property
     def model_name(self) -> str:
         """The name results and APIs report for this model."""
-        return self.served_model_name or self.model
+        if self.served_model_name:
+            return self.served_model_name
+        # A local directory is named by its last part, never by a server path clients cannot know;
+        # a Hugging Face id ("Qwen/Qwen2.5-VL-3B-Instruct") is its own name.
+        path = pathlib.Path(self.model)
+        if path.is_absolute() or self.model.startswith(".") or path.is_dir():
+            return path.name or self.model
+        return self.model
 
 
 def read_config_file(path: str | pathlib.Path) -> dict[str, Any]:

@@ -24,14 +24,21 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from docextract.config import PER_PAGE, DocumentMode, ExtractionConfig, SamplingConfig
-from docextract.errors import DocExtractError, EngineError, InputError, ModelLoadError
+from docextract.config import DOCUMENT, PER_PAGE, DocumentMode, ExtractionConfig, SamplingConfig
+from docextract.document_mode import run_document
+from docextract.errors import DocExtractError, InputError, ModelLoadError
+from docextract.generation import confidence_fields, generate_final, generate_steps
 from docextract.models.families import family_for, read_architectures
 from docextract.models.source import resolve_model
-from docextract.preprocess.pages import group_pages, result_id
+from docextract.preprocess.pages import PromptGroup, blank_skip_message, prompt_groups, result_id
 from docextract.prompts import build_messages, render_prompt
 from docextract.requests import ExtractionRequest
-from docextract.results import ExtractionDelta, ExtractionResult, Generation, Timings, TokenDelta, Usage
+from docextract.results import (
+    ExtractionDelta,
+    ExtractionResult,
+    Generation,
+    Timings,
+)
 from docextract.tasks import TaskSpec
 from docextract.validate import validate_output
 
@@ -40,7 +47,8 @@ if TYPE_CHECKING:
 
     from docextract.preprocess.documents import Document
 
-__all__ = ["ExtractionEngine", "check_image_count", "cpu_only", "prepare_environment"]
+__all__ = ["FREE_TEXT_TASK", "ExtractionEngine", "check_image_count", "cpu_only", "prepare_environment"]
+
 
 def cpu_only() -> bool:
     """True when no CUDA device is visible (vLLM then runs on the CPU)."""
@@ -59,6 +67,10 @@ def prepare_environment() -> None:
     if cpu_only():
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+
+
+#: The task name of a result generated without a schema.
+FREE_TEXT_TASK = "text"
 
 
 def check_image_count(count: int, limit: int) -> None:
@@ -125,6 +137,7 @@ class ExtractionEngine:
                 "disable_any_whitespace": cfg.disable_any_whitespace,
             },
             "disable_log_stats": True,
+            "logprobs_mode": cfg.logprobs_mode,
         }
         if cfg.max_num_seqs is not None:
             args["max_num_seqs"] = cfg.max_num_seqs
@@ -143,9 +156,16 @@ class ExtractionEngine:
     # -- the one extraction path --------------------------------------------------------------
 
     def sampling_params(
-        self, schema: dict[str, Any], sampling: SamplingConfig | None = None, *, stream: bool = False
+        self,
+        schema: dict[str, Any] | None,
+        sampling: SamplingConfig | None = None,
+        *,
+        stream: bool = False,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
     ) -> Any:
-        """vLLM ``SamplingParams`` that enforce ``schema`` with the configured backend."""
+        """vLLM ``SamplingParams`` that enforce ``schema`` with the configured backend (None: free text).
+        ``logprobs`` asks for the sampled tokens' log-probabilities (vLLM's ``logprobs=0``)."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
@@ -156,9 +176,14 @@ class ExtractionEngine:
             max_tokens=s.max_tokens,
             seed=s.seed,
             repetition_penalty=s.repetition_penalty,
+            top_k=s.top_k,
+            stop=s.stop,
+            logprobs=top_logprobs if logprobs else None,
             structured_outputs=StructuredOutputsParams(
                 json=schema, disable_any_whitespace=self.config.disable_any_whitespace
-            ),
+            )
+            if schema is not None
+            else None,
             output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
         )
 
@@ -177,6 +202,8 @@ class ExtractionEngine:
         """
         check_image_count(len(request.images), self.config.max_images_per_prompt)
         messages = request.messages
+        if messages is None and request.task is None:
+            raise InputError("a request without a task needs the client's messages", kind="invalid_request")
         if messages is None:
             messages = build_messages(
                 request.task,
@@ -214,43 +241,35 @@ class ExtractionEngine:
             "id": request.id or result_id(request.source, request.pages),
             "source": request.source,
             "pages": list(request.pages),
-            "task": task.name,
-            "task_version": task.version,
+            "task": task.name if task is not None else FREE_TEXT_TASK,
+            "task_version": task.version if task is not None else "",
             "model": self.model_name,
+            "warnings": list(request.warnings),
         }
         request_id = uuid.uuid4().hex
-        text: list[str] = []
         generation: Generation | None = None
         try:
             prompt = self.prompt_for(request)
-            params = self.sampling_params(task.engine_schema, request.sampling, stream=stream)
-            if stream:
-                prompt_tokens = completion_tokens = 0
-                finish_reason = None
-                first_token_s = None
-                async for output in self._generate(prompt, params, request_id):
-                    step = TokenDelta.from_vllm(output)
-                    if first_token_s is None and step.tokens:
-                        first_token_s = time.perf_counter() - started
-                    prompt_tokens = max(prompt_tokens, step.prompt_tokens)
-                    completion_tokens += step.tokens
-                    finish_reason = step.finish_reason or finish_reason
-                    text.append(step.text)
-                    if step.text:
-                        yield ExtractionDelta(text=step.text)
-                generation = Generation(
-                    text="".join(text),
-                    finish_reason=finish_reason,
-                    usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
-                    first_token_s=first_token_s,
-                )
+            # The task may have been compiled for another backend than this engine's (one
+            # engine runs one backend); the report for this engine's is cached.
+            report = task.report(self.config.structured_output_backend) if task is not None else None
+            schema = report.engine_schema if report is not None else None
+            confident = task is not None and self.config.confidence
+            params = self.sampling_params(
+                schema,
+                request.sampling,
+                stream=stream or confident,
+                logprobs=request.logprobs or confident,
+                top_logprobs=request.top_logprobs,
+            )
+            if stream or confident:
+                steps = generate_steps(self.llm, prompt, params, request_id, started)
+                async for delta in steps:
+                    if stream:
+                        yield delta
+                generation = steps.generation
             else:
-                final = None
-                async for output in self._generate(prompt, params, request_id):
-                    final = output
-                if final is None:
-                    raise EngineError("the engine returned no output")
-                generation = Generation.from_vllm(final)
+                generation = await generate_final(self.llm, prompt, params, request_id)
         except DocExtractError as exc:
             elapsed = time.perf_counter() - started
             yield ExtractionDelta(
@@ -263,14 +282,28 @@ class ExtractionEngine:
             )
             return
         elapsed = time.perf_counter() - started
-        outcome = validate_output(generation.text, task, generation.finish_reason)
+        if task is not None:
+            outcome = validate_output(generation.text, task, generation.finish_reason)
+            checked: dict[str, Any] = {
+                "data": outcome.data,
+                "valid": outcome.valid,
+                "errors": outcome.errors,
+                "backend": report.backend if report is not None else None,
+                "validated_after": report.validated_after if report is not None else [],
+                **(
+                    confidence_fields(generation, outcome.data, self.config.review_threshold, task.json_schema)
+                    if confident
+                    else {}
+                ),
+            }
+        else:  # free text: nothing to parse, no validity claimed
+            checked = {"data": None, "valid": None, "errors": []}
         yield ExtractionDelta(
             result=ExtractionResult(
                 **base,
-                data=outcome.data,
+                **checked,
                 raw_text=generation.text,
-                valid=outcome.valid,
-                errors=outcome.errors,
+                tokens=generation.tokens if request.logprobs else None,
                 finish_reason=generation.finish_reason,
                 usage=generation.usage,
                 timings=Timings(
@@ -282,17 +315,6 @@ class ExtractionEngine:
                 ),
             )
         )
-
-    async def _generate(self, prompt: dict[str, Any], params: Any, request_id: str) -> AsyncIterator[Any]:
-        """vLLM's outputs for one request; aborted in vLLM when the caller goes away."""
-        try:
-            async for output in self.llm.generate(prompt, params, request_id):
-                yield output
-        except (asyncio.CancelledError, GeneratorExit):
-            await self.llm.abort(request_id)
-            raise
-        except Exception as exc:
-            raise _request_error(exc) from None
 
     async def extract(
         self,
@@ -326,27 +348,31 @@ class ExtractionEngine:
         preprocess_s: float = 0.0,
     ) -> list[ExtractionResult]:
         """Results for a loaded document: one per page (``per_page``, run concurrently),
-        or one for all pages in one prompt (``document``). An image is a one-page document.
-        ``preprocess_s``, the time it took to load, is shared among the page results."""
-        by_number = {page.page_number: page for page in document.pages}
-        groups = group_pages(list(by_number), mode)
-        numbered = document.kind == "pdf"
+        or one for the whole document (``document``: one prompt while the pages fit, else chunks of
+        consecutive pages merged into one object, :func:`docextract.document_mode.run_document`;
+        its ``sources`` say which pages each value came from). An image is a one-page document.
+        ``preprocess_s``, the time it took to load, is shared among the page results.
+        Each result carries its pages' warnings; pages marked not to be sent (blank, under
+        ``blank_pages="skip"``) stay out of the prompt, and a result left with no page is a
+        ``blank_page`` error without a generation."""
+        groups = prompt_groups(document, mode)
         share = preprocess_s / len(groups)
-        return list(
-            await asyncio.gather(
-                *(
-                    self.extract(
-                        [by_number[n].image for n in group],
-                        task,
-                        source=document.name,
-                        pages=group if numbered else [],
-                        sampling=sampling,
-                        preprocess_s=share,
-                    )
-                    for group in groups
-                )
-            )
-        )
+
+        async def one(group: PromptGroup) -> ExtractionResult:
+            if not group.sent:  # every page blank, under blank_pages="skip": nothing to ask the model
+                return ExtractionResult(
+                    id=group.id, source=document.name, pages=group.pages, task=task.name,
+                    task_version=task.version, model=self.model_name, error=blank_skip_message(group.id),
+                    error_kind="blank_page", warnings=group.warnings, timings=Timings(preprocess_s=share, total_s=share),
+                )  # fmt: skip
+            request = ExtractionRequest(
+                task=task, images=group.images, source=document.name, pages=group.sent_pages, id=group.id,
+                sampling=sampling, preprocess_s=share, warnings=group.warnings,
+            )  # fmt: skip
+            # Document mode: one prompt while the pages fit, else chunks merged (docextract.document_mode).
+            return await (run_document(self, request) if mode == DOCUMENT else self.run(request))
+
+        return list(await asyncio.gather(*(one(group) for group in groups)))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -359,23 +385,3 @@ class ExtractionEngine:
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             llm.shutdown()
-
-
-def _request_error(exc: Exception) -> Exception:
-    """Map an exception from vLLM for one request to docextract's errors.
-
-    vLLM's client errors (prompt longer than ``max_model_len``, an image the
-    processor refuses) are the caller's input: :class:`InputError`. A dead
-    engine is re-raised as is, so health checks and supervisors see it; any
-    other failure is an :class:`EngineError` for this request only.
-    """
-    from vllm.exceptions import VLLMClientError
-    from vllm.v1.engine.exceptions import EngineDeadError
-
-    if isinstance(exc, EngineDeadError):
-        return exc
-    if isinstance(exc, (VLLMClientError, ValueError, TypeError)):
-        message = str(exc).split(". Make sure")[0]
-        return InputError(f"the engine rejected the request: {message}", kind="rejected_by_engine")
-    return EngineError(f"generation failed: {type(exc).__name__}: {exc}")
-

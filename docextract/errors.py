@@ -18,6 +18,7 @@ __all__ = [
     "SchemaError",
     "ModelLoadError",
     "EngineError",
+    "engine_request_error",
     "validation_problems",
 ]
 
@@ -74,3 +75,22 @@ def validation_problems(exc: Any, root: str = "(root)") -> str:
     """A Pydantic ``ValidationError`` as one line: ``field.path: message; ...``
     (``root`` names the top level, where an error has no field path)."""
     return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or root}: {err['msg']}" for err in exc.errors())
+
+
+def engine_request_error(exc: Exception) -> Exception:
+    """Map an exception from vLLM for one request to docextract's errors.
+
+    vLLM's client errors (prompt longer than ``max_model_len``, an image the
+    processor refuses) are the caller's input: :class:`InputError`. A dead
+    engine is re-raised as is, so health checks and supervisors see it; any
+    other failure is an :class:`EngineError` for this request only.
+    """
+    from vllm.exceptions import VLLMClientError
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    if isinstance(exc, EngineDeadError):
+        return exc
+    if isinstance(exc, (VLLMClientError, ValueError, TypeError)):
+        message = str(exc).split(". Make sure")[0]
+        return InputError(f"the engine rejected the request: {message}", kind="rejected_by_engine")
+    return EngineError(f"generation failed: {type(exc).__name__}: {exc}")

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from docextract.config import SamplingConfig
+from docextract.results import InputWarning
 from docextract.tasks import TaskSpec
 
 __all__ = ["ExtractionRequest"]
@@ -31,7 +32,9 @@ class ExtractionRequest(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
-    task: TaskSpec
+    task: TaskSpec | None = Field(
+        description="The task whose schema constrains the answer; None generates free text (no validity claimed)."
+    )
     images: list[Any] = Field(default_factory=list, description="Model-ready RGB PIL images, in prompt order.")
     messages: list[dict[str, Any]] | None = Field(
         default=None, description="A client's chat messages; None builds the task's own prompt."
@@ -41,3 +44,8 @@ class ExtractionRequest(BaseModel):
     id: str | None = Field(default=None, description="The result's id; default derived from source and pages.")
     sampling: SamplingConfig | None = None
     preprocess_s: float = Field(default=0.0, description="Time the door spent loading the inputs, for timings.")
+    logprobs: bool = Field(default=False, description="Return each generated token with its log-probability.")
+    top_logprobs: int = Field(default=0, ge=0, le=20, description="With logprobs: the most likely tokens per position.")
+    warnings: list[InputWarning] = Field(
+        default_factory=list, description="What preprocessing noticed about the inputs; copied into the result."
+    )

@@ -5,9 +5,10 @@ package; user tasks load from a labelr-style ``config.json``
 (``{"instructions": ..., "json_schema": ...}``), from a bare JSON Schema file
 plus instructions, or from a Pydantic model named ``module:Class``.
 
-Every task is checked when it is built (:func:`docextract.schema.check.check_schema`):
-an invalid schema, or one the chosen grammar backend cannot enforce, fails at
-load time with the path and keyword named, never at the first request.
+Every task is compiled when it is built (:func:`docextract.schema.compiler.compile_schema`):
+an invalid schema fails at load time with the path and keyword named, never at the first
+request; a keyword the chosen grammar backend cannot enforce is left out of the engine
+schema, checked after generation, and named in the task's coverage report.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from docextract.errors import SchemaError, TaskError
-from docextract.schema.check import Backend, check_schema
-from docextract.schema.transform import engine_schema
+from docextract.schema.check import Backend
+from docextract.schema.compiler import SchemaReport, compile_schema
 
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
@@ -74,9 +75,12 @@ class TaskSpec(BaseModel):
     pydantic_model: type[BaseModel] | None = Field(
         default=None, exclude=True, description="The Pydantic model the schema came from, if any."
     )
-    warnings: tuple[str, ...] = Field(default=(), description="Schema features enforced only approximately.")
+    warnings: tuple[str, ...] = Field(
+        default=(), description="Schema keywords the grammar does not enforce (checked after generation)."
+    )
+    backend: str = Field(default="xgrammar", description="The grammar backend the engine schema was compiled for.")
 
-    _engine_schema: dict[str, Any] | None = PrivateAttr(default=None)
+    _reports: dict[str, SchemaReport] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def create(
@@ -95,27 +99,43 @@ class TaskSpec(BaseModel):
             raise TaskError(f"invalid task name {name!r}: use letters, digits, '_', '-' or '.', at most 64")
         if not isinstance(instructions, str) or not instructions.strip():
             raise TaskError(f"task {name!r}: instructions must be a non-empty string")
-        warnings = check_schema(json_schema, backend, compile_grammar=False)
+        if json_schema is True:  # the schema every value satisfies
+            json_schema = {}
+        report = compile_schema(json_schema, backend)
+        description = description or (
+            _first_line(json_schema.get("description", "")) if isinstance(json_schema, dict) else ""
+        )
         task = cls(
             name=name,
             version=str(version),
             instructions=instructions.strip(),
             json_schema=json_schema,
-            description=description or _first_line(json_schema.get("description", "")) or "",
+            description=description or "",
             pydantic_model=pydantic_model,
-            warnings=tuple(warnings),
+            warnings=tuple(
+                f"{e.path}: '{e.keyword}' {e.status}: {e.reason}" for e in report.coverage if e.status != "enforced"
+            ),
+            backend=backend,
         )
-        # The engine enforces the derived schema (optional fields made nullable):
-        # that is the one the grammar compiler must accept.
-        check_schema(task.engine_schema, backend, compile_grammar=True)
+        task._reports[backend] = report
         return task
 
+    def report(self, backend: str | None = None) -> SchemaReport:
+        """The schema compiler's report for ``backend`` (default: the task's own); cached."""
+        backend = backend or self.backend
+        if backend not in self._reports:
+            self._reports[backend] = compile_schema(self.json_schema, backend)
+        return self._reports[backend]
+
     @property
-    def engine_schema(self) -> dict[str, Any]:
-        """The schema sent to vLLM (see :mod:`docextract.schema.transform`)."""
-        if self._engine_schema is None:
-            self._engine_schema = engine_schema(self.json_schema)
-        return self._engine_schema
+    def engine_schema(self) -> Any:
+        """The schema sent to vLLM for the task's backend (see :mod:`docextract.schema.compiler`)."""
+        return self.report().engine_schema
+
+    @property
+    def validated_after(self) -> list[str]:
+        """``"<path>: <keyword>"`` for each keyword the grammar leaves to the check after generation."""
+        return self.report().validated_after
 
     @property
     def fingerprint(self) -> str:

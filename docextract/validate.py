@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from docextract.results import FieldError
+from docextract.schema.normalize import user_validator
 from docextract.schema.transform import restore_optional
 from docextract.tasks import TaskSpec
 
@@ -48,9 +49,8 @@ class ValidationOutcome:
 
 
 def _validator(schema: dict[str, Any]):
-    import jsonschema
-
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    # The draft the author wrote in (a draft-04 boolean exclusiveMinimum is read as draft 04).
+    cls = user_validator(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 

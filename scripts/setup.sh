@@ -15,6 +15,8 @@ export UV_COMPILE_BYTECODE=1  # vLLM starts workers with `python -B`: precompile
 
 need_apt=()
 command -v pdftoppm >/dev/null 2>&1 || need_apt+=(poppler-utils)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "setup: installing ${need_apt[*]}"
@@ -50,4 +52,10 @@ if [ "$EXTRA" = cpu ]; then
   "${uv[@]}" pip uninstall -q -p .venv/bin/python torchaudio torchcodec 2>/dev/null || true
   .venv/bin/python scripts/fix_cpu_torchvision.py
 fi
+# The JavaScript clients the tests run against the service (@huggingface/inference, openai).
+# `npm ci` follows the committed lock file; once node_modules matches it, nothing is fetched.
+if ! cmp -s tests/js/package-lock.json tests/js/node_modules/.installed-lock.json 2>/dev/null; then
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock.json)
+fi
+
 echo "setup: done ($(.venv/bin/python -c 'import vllm, torch; print("vllm", vllm.__version__, "torch", torch.__version__)' 2>/dev/null | tail -1))"

@@ -150,6 +150,11 @@ class ServiceLimits(BaseModel):
     )
     url_fetch_timeout_s: float = Field(default=10.0, gt=0, description="Wall-clock limit for fetching one URL.")
     url_fetch_max_redirects: int = Field(default=3, ge=0, description="Redirects followed, each one checked again.")
+    require_schema: bool = Field(
+        default=False,
+        description="Refuse chat, completions and TGI requests without a schema or grammar (400) instead of "
+        "generating free text: for deployments that serve extraction only.",
+    )
 
 
 class IngressSettings(BaseModel):

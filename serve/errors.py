@@ -47,6 +47,8 @@ STATUS_BY_KIND: dict[str, int] = {
     "too_large": 413,
     "too_many_pages": 413,
     "too_many_images": 413,
+    "too_small": 422,  # an image or page under MIN_IMAGE_SIDE pixels a side: nothing to read
+    "blank_page": 422,  # a result whose pages were all blank and skipped (blank_pages=skip)
     "invalid_pages": 400,
     "invalid_mode": 400,
     "invalid_data_uri": 400,

@@ -6,9 +6,11 @@ router per protocol (:mod:`serve.protocols`):
 =============================  ================================================================
 ``POST /v1/extract``           native extraction (:mod:`serve.protocols.native`)
 ``POST /v1/chat/completions``  OpenAI-compatible, ``stream`` as server-sent events (:mod:`serve.protocols.openai`)
-``POST /generate``             TGI-compatible (:mod:`serve.protocols.tgi`)
+``POST /v1/completions``       OpenAI legacy completions (:mod:`serve.protocols.completions`)
+``POST /generate``             TGI: also ``/generate_stream``, ``POST /`` and ``GET /info`` (:mod:`serve.protocols.tgi`)
 ``GET /v1/models``             served models (OpenAI's shape; :mod:`serve.protocols.service`)
 ``GET /v1/tasks``              built-in tasks with their schemas
+``POST /v1/schema/check``      a schema's coverage report (:mod:`serve.protocols.schema`)
 ``GET /healthz``               200 when every model's engine answers, else 503
 ``GET /metrics``               Prometheus text (:mod:`serve.metrics`)
 =============================  ================================================================
@@ -31,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from docextract.errors import DocExtractError
 from serve.errors import ApiError, from_docextract
 from serve.middleware import ServiceMiddleware, json_error
-from serve.protocols import native, openai, service, tgi
+from serve.protocols import completions, native, openai, schema, service, tgi
 
 if TYPE_CHECKING:
     from serve.ingress import Ingress
@@ -69,7 +71,7 @@ def create_app(ingress: Ingress) -> FastAPI:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         return json_error(ApiError(500, f"internal error: {type(exc).__name__}", kind="internal"))
 
-    for protocol in (service, native, openai, tgi):
+    for protocol in (service, native, openai, completions, tgi, schema):
         app.include_router(protocol.router)
     app.add_middleware(ServiceMiddleware, ingress=ingress)
     return app

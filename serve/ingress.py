@@ -150,6 +150,16 @@ class Ingress:
         """The model's sampling settings with the request's overrides (None when there are none)."""
         if not overrides:
             return None
+        limit = served.max_model_len
+        asked = overrides.get("max_tokens")
+        if limit is not None and asked is not None and asked >= limit:
+            raise ApiError(
+                400,
+                f"max_tokens ({asked}) must be below the model's context of {limit} tokens (max_model_len), "
+                "which the prompt shares",
+                kind="invalid_request",
+                param="max_tokens",
+            )
         from pydantic import ValidationError
 
         try:
@@ -371,4 +381,3 @@ def _retry_after(seconds: float) -> dict[str, str]:
 async def _awaited(response: Any) -> Any:
     # ``asyncio.wait_for`` needs a coroutine to cancel; a DeploymentResponse is only awaitable.
     return await response
-

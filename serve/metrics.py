@@ -75,10 +75,13 @@ class ServiceMetrics:
         self.requests.labels(route, model, str(status)).inc()
         self.latency.labels(route, model).observe(seconds)
 
-    def observe_output(self, model: str, valid: bool, usage: Usage) -> None:
-        self.outputs.labels(model, "true" if valid else "false").inc()
+    def observe_output(self, model: str, valid: bool | None, usage: Usage) -> None:
+        """One generation: its tokens, and its validity unless it is free text (``valid`` None)."""
         self.tokens.labels(model, "prompt").inc(usage.prompt_tokens)
         self.tokens.labels(model, "completion").inc(usage.completion_tokens)
+        if valid is None:
+            return
+        self.outputs.labels(model, "true" if valid else "false").inc()
         counts = self._counts.setdefault(model, [0, 0])
         counts[0] += int(valid)
         counts[1] += 1

@@ -17,7 +17,19 @@ if TYPE_CHECKING:
 __all__ = ["OPEN_ROUTES", "ROUTES", "ServiceMiddleware", "json_error"]
 
 #: Routes as metric labels (anything else is "other", so labels stay bounded).
-ROUTES = ("/v1/extract", "/v1/chat/completions", "/generate", "/v1/models", "/v1/tasks", "/healthz", "/metrics")
+ROUTES = (
+    "/v1/extract",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/",
+    "/generate",
+    "/generate_stream",
+    "/info",
+    "/v1/models",
+    "/v1/tasks",
+    "/healthz",
+    "/metrics",
+)
 OPEN_ROUTES = ("/healthz",)
 
 

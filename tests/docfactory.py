@@ -19,13 +19,18 @@ from PIL import Image
 
 __all__ = [
     "PdfPageSpec",
+    "blank_page",
     "forged_png",
+    "headerless_pdf",
     "image_bytes",
     "jpeg_with_orientation",
     "make_pdf",
+    "multi_frame_tiff",
+    "page_tree_loop_pdf",
     "raster_page",
     "slow_page",
     "vector_page",
+    "widget_only_pdf",
     "zero_page_pdf",
 ]
 
@@ -58,6 +63,19 @@ def jpeg_with_orientation(size: tuple[int, int], orientation: int) -> bytes:
     exif[0x0112] = orientation
     buf = io.BytesIO()
     img.save(buf, format="JPEG", exif=exif.tobytes(), quality=95)
+    return buf.getvalue()
+
+
+def multi_frame_tiff(sizes: Sequence[tuple[int, int]], *, colors: Sequence[object] | None = None) -> bytes:
+    """A TIFF with one frame (page) per size, as fax machines and scanners write them; each
+    frame a different colour with a black square, so a test can tell the frames apart."""
+    frames = []
+    for i, size in enumerate(sizes):
+        img = Image.new("RGB", size, colors[i] if colors else (40 * i % 256, 120, 200))
+        img.paste((0, 0, 0), (0, 0, max(1, size[0] // 4), max(1, size[1] // 4)))
+        frames.append(img)
+    buf = io.BytesIO()
+    frames[0].save(buf, format="TIFF", save_all=True, append_images=frames[1:])
     return buf.getvalue()
 
 
@@ -262,3 +280,67 @@ def make_pdf(
 def zero_page_pdf() -> bytes:
     """A well-formed PDF whose page tree is empty."""
     return make_pdf([])
+
+
+def blank_page(width: float = 612, height: float = 792) -> PdfPageSpec:
+    """A page that draws nothing: white in every renderer."""
+    return PdfPageSpec(width, height, b"")
+
+
+def headerless_pdf(pages: Sequence[PdfPageSpec]) -> bytes:
+    """A PDF without its ``%PDF-`` header line (as some mail gateways and broken exporters
+    leave them): poppler still renders it, pdfium refuses it."""
+    data = make_pdf(pages)
+    return data[data.index(b"\n", data.index(b"\n") + 1) + 1 :]
+
+
+def page_tree_loop_pdf() -> bytes:
+    """Two pages whose page tree lists itself as a kid: the counted pages cannot all be found."""
+    data = make_pdf([vector_page(200, 200, shapes=2), vector_page(200, 200, shapes=2)])
+    # Same length, so the xref offsets stay right: "/Kids [4 0 R 6 0 R]" -> "/Kids [2 0 R 2 0 R]".
+    old = b"/Kids [4 0 R 6 0 R]"
+    assert old in data
+    return data.replace(old, b"/Kids [2 0 R 2 0 R]")
+
+
+def widget_only_pdf(width: float = 300, height: float = 200) -> bytes:
+    """A page whose only content is a form field's appearance (a widget annotation with an
+    ``/AP`` stream, as filled-in forms are): renderers that draw annotations show it,
+    a renderer that skips form widgets renders a blank page."""
+    content = b"0 0 0 rg 20 20 %d %d re f" % (int(width) - 40, int(height) - 40)
+    page = PdfPageSpec(width, height, b"")
+    data = make_pdf([page], compress=False)
+    # Append an appearance stream and a widget annotation as an incremental update.
+    head, _, _ = data.rpartition(b"xref\n")
+    size = int(data.split(b"/Size ")[1].split()[0])
+    ap_num, annot_num, field_num = size, size + 1, size + 2
+    page_num = 4
+    page_obj_start = data.index(b"\n%d 0 obj\n" % page_num) + 1
+    page_obj_end = data.index(b"endobj", page_obj_start)
+    page_dict = data[page_obj_start:page_obj_end].split(b"obj\n", 1)[1].strip()
+    new_page = page_dict[:-2] + b" /Annots [%d 0 R] >>" % annot_num
+    out = io.BytesIO()
+    out.write(data)
+    offsets = {}
+    objs = {
+        page_num: new_page,
+        ap_num: b"<< /Type /XObject /Subtype /Form /BBox [0 0 %d %d] /Length %d >>\nstream\n%s\nendstream"
+        % (int(width), int(height), len(content), content),
+        annot_num: b"<< /Type /Annot /Subtype /Widget /Rect [0 0 %d %d] /F 4 /P %d 0 R /Parent %d 0 R"
+        b" /AP << /N %d 0 R >> >>" % (int(width), int(height), page_num, field_num, ap_num),
+        field_num: b"<< /FT /Tx /Kids [%d 0 R] >>" % annot_num,
+        1: b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [%d 0 R] >> >>" % field_num,
+    }
+    for num, body in sorted(objs.items()):
+        offsets[num] = out.tell()
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (num, body))
+    xref_at = out.tell()
+    out.write(b"xref\n")
+    for num in sorted(offsets):
+        out.write(b"%d 1\n%010d 00000 n \n" % (num, offsets[num]))
+    prev = int(data.rsplit(b"startxref\n", 1)[1].split()[0])
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R /Prev %d >>\nstartxref\n%d\n%%%%EOF\n" % (field_num + 1, prev, xref_at)
+    )
+    del head
+    return out.getvalue()

@@ -170,9 +170,12 @@ def test_expand_files_pages_errors_modes_and_done(tmp_path):
     # A page selection, and the core's page limit.
     rows = expand_files(batch.slice(0, 1), mode="per_page", pages=[2, 5], options=opts, done=frozenset()).to_pylist()
     assert [r["id"] for r in rows] == ["doc.pdf#page=2", "doc.pdf#page=5"]
+    # The page limit holds for a whole-document prompt; per page, every page is a row (issue 14).
     limited = PreprocessOptions(pdf_max_pages=2)
-    [row] = expand_files(batch.slice(0, 1), mode="per_page", pages=None, options=limited, done=frozenset()).to_pylist()
+    [row] = expand_files(batch.slice(0, 1), mode="document", pages=None, options=limited, done=frozenset()).to_pylist()
     assert (row["id"], row["error_kind"]) == ("doc.pdf", "too_many_pages")
+    rows = expand_files(batch.slice(0, 1), mode="per_page", pages=None, options=limited, done=frozenset()).to_pylist()
+    assert [r["id"] for r in rows] == ["doc.pdf#page=1", "doc.pdf#page=2", "doc.pdf#page=3"]
 
 
 def test_read_parquet_rows_ids_meta_and_missing_bytes(tmp_path):

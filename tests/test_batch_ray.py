@@ -2,8 +2,8 @@
 
 Three runs, each starting one engine actor: a folder of images, PDFs and broken
 files run from this process (checked by several tests); a labelr and a
-Hugging Face Parquet dataset through the real ``ray job submit``; and a job
-killed part-way with SIGKILL, then resumed.
+Hugging Face Parquet dataset and a 300-page PDF through the real ``ray job submit``;
+and a job killed part-way with SIGKILL, then resumed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import jsonschema
 import pyarrow.parquet as pq
 import pytest
 from conftest import REPO
-from docfactory import image_bytes, make_pdf, raster_page, vector_page
+from docfactory import blank_page, image_bytes, make_pdf, raster_page, vector_page
 from PIL import Image
 from test_batch_inputs import write_hf_parquet, write_labelr_parquet
 
@@ -33,6 +33,10 @@ from docextract.tasks import get_builtin_task
 pytestmark = pytest.mark.integration
 
 TASK = "price_tag"
+#: Pages of the long PDF in the resumed job (issue 14: every page a row, whatever the count);
+#: tiny pages so it costs seconds. Page BLANK_PAGE is blank: its row carries the warning.
+LONG_PAGES = 300
+BLANK_PAGE = 7
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
@@ -251,9 +255,12 @@ def resumed_job(ray_cluster, tiny_model_dir, tmp_path_factory):
     labelr_ids = write_labelr_parquet(tmp / "labelr.parquet", 30, broken=1)
     (tmp / "hf").mkdir()
     write_hf_parquet(tmp / "hf" / "train-00000-of-00001.parquet", 3)
+    long_pages = [vector_page(72, 72, shapes=1, text=False)] * LONG_PAGES
+    long_pages[BLANK_PAGE - 1] = blank_page(72, 72)
+    (tmp / "long.pdf").write_bytes(make_pdf(long_pages))
     out = tmp / "out"
     job = ["-m", "batch.run", "--input", str(tmp / "labelr.parquet"), "--input", str(tmp / "hf"),
-           "--output", str(out), "--task", TASK, *engine_flags(tiny_model_dir)]  # fmt: skip
+           "--input", str(tmp / "long.pdf"), "--output", str(out), "--task", TASK, *engine_flags(tiny_model_dir)]  # fmt: skip
 
     # One request at a time and one row per part, so parts appear one by one.
     slow = ["--batch-size", "1", "--max-in-flight", "1", "--part-rows", "1"]
@@ -285,6 +292,7 @@ def resumed_job(ray_cluster, tiny_model_dir, tmp_path_factory):
         "out": out,
         "labelr_ids": labelr_ids,
         "hf_ids": [f"train-00000-of-00001.parquet#row={i}" for i in range(3)],
+        "long_ids": [f"long.pdf#page={n}" for n in range(1, LONG_PAGES + 1)],
         "done_before": done_before,
         "status": client.get_job_status(submission_id),
         "logs": client.get_job_logs(submission_id),
@@ -298,22 +306,25 @@ def test_job_submitted_with_ray_job_submit_succeeds_and_completes_the_output(res
 
     proc = resumed_job["submit"]
     assert resumed_job["status"] == JobStatus.SUCCEEDED, f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
-    assert "33 rows (32 valid, 0 invalid, 1 errors)" in resumed_job["logs"]
+    assert f"{33 + LONG_PAGES} rows ({32 + LONG_PAGES} valid, 0 invalid, 1 errors)" in resumed_job["logs"]
     t = read_output(resumed_job["out"])
-    assert sorted(t.column("image_id").to_pylist()) == sorted(resumed_job["labelr_ids"] + resumed_job["hf_ids"])
+    assert sorted(t.column("image_id").to_pylist()) == sorted(
+        resumed_job["labelr_ids"] + resumed_job["hf_ids"] + resumed_job["long_ids"]
+    )
 
 
 @pytest.mark.timeout(60)
 def test_killed_job_resumes_with_every_row_exactly_once(resumed_job):
     done_before = resumed_job["done_before"]
-    assert 3 <= done_before < 33, f"{done_before} rows were done when the job was killed"
+    total = 33 + LONG_PAGES
+    assert 3 <= done_before < total, f"{done_before} rows were done when the job was killed"
     out = resumed_job["out"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run"]["resumed_rows"] == done_before
-    assert summary["run"]["rows"] == 33 - done_before
-    assert summary["rows"] == 33 and summary["duplicate_ids"] == 0
+    assert summary["run"]["rows"] == total - done_before
+    assert summary["rows"] == total and summary["duplicate_ids"] == 0
     ids = read_output(out).column("image_id").to_pylist()
-    assert len(ids) == len(set(ids)) == 33
+    assert len(ids) == len(set(ids)) == total
     assert not list(out.glob(".*.tmp"))
 
 
@@ -331,3 +342,14 @@ def test_labelr_parquet_round_trips(resumed_job):
     hf_row = rows[resumed_job["hf_ids"][2]]["meta"]
     assert hf_row["row"] == 2 and hf_row["label"] == 2
     assert json.loads((out / "config.json").read_text()) == get_builtin_task(TASK).labelr_config()
+
+
+@pytest.mark.timeout(60)
+def test_long_pdf_gives_one_row_per_page_exactly_once_with_warnings(resumed_job):
+    rows = {r["image_id"]: r for r in read_output(resumed_job["out"]).to_pylist()}
+    long_rows = {i: r for i, r in rows.items() if r["source"] == "long.pdf"}
+    assert sorted(long_rows) == sorted(resumed_job["long_ids"])  # 300 rows, each once (ids are unique)
+    assert all(r["valid"] and r["pages"] == [int(i.split("=")[1])] for i, r in long_rows.items())
+    blank = long_rows[f"long.pdf#page={BLANK_PAGE}"]["warnings"]
+    assert [(w["kind"], w["page"]) for w in blank] == [("blank_page", BLANK_PAGE)]
+    assert not any(r["warnings"] for i, r in long_rows.items() if i != f"long.pdf#page={BLANK_PAGE}")

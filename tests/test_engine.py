@@ -228,3 +228,100 @@ def test_a_streamed_request_the_engine_refuses_ends_in_an_error_result(engine_ru
 
     deltas = engine_runner.run(collect())
     assert len(deltas) == 1 and deltas[0].result.error_kind == "too_many_images" and not deltas[0].result.valid
+
+
+def test_every_leaf_of_every_builtin_task_gets_a_confidence_and_greedy_runs_repeat_it(engine_runner):
+    from docextract.confidence import _leaf_paths
+
+    engine = engine_runner.engine
+    image = load_document(SAMPLES / "invoice.png", name="invoice.png", options=engine.config.preprocess)
+
+    async def twice():
+        first = [await engine.extract_document(image, get_builtin_task(n)) for n in builtin_task_names()]
+        second = [await engine.extract_document(image, get_builtin_task(n)) for n in builtin_task_names()]
+        return first, second
+
+    first, second = engine_runner.run(twice())
+    for (a,), (b,) in zip(first, second, strict=True):
+        assert a.valid, a.errors
+        assert set(a.confidence) == _leaf_paths(a.data)  # every leaf value of the answer, nothing else
+        assert all(0.0 <= s <= 1.0 for s in a.confidence.values())
+        assert a.min_confidence == min(a.confidence.values())
+        assert a.review == sorted(p for p, s in a.confidence.items() if s < engine.config.review_threshold)
+        assert a.confidence == b.confidence  # greedy: the same tokens, the same probabilities
+
+
+def test_a_field_the_grammar_forces_scores_one(engine_runner):
+    engine = engine_runner.engine
+    schema = {
+        "type": "object",
+        "properties": {
+            "kind": {"const": "receipt"},
+            "unit": {"type": "string", "enum": ["kilogram"]},
+            "count": {"type": "integer", "minimum": 0, "maximum": 9},
+        },
+        "required": ["kind", "unit", "count"],
+    }
+    task = task_from_schema(schema, "Read it.", name="forced")
+    result = engine_runner.run(engine.extract([Image.new("RGB", (32, 32))], task, source="x"))
+    assert result.valid, result.errors
+    assert result.confidence["kind"] == 1.0 and result.confidence["unit"] == 1.0
+    assert {"kind", "unit"} <= set(result.forced) and "count" not in result.forced
+
+
+_LONG_DOC_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "maxLength": 12},
+        "total": {"type": "integer", "minimum": 0, "maximum": 999},
+        "kind": {"enum": ["invoice", "receipt"]},
+    },
+    "required": ["title", "total", "kind"],
+}
+
+
+def test_a_document_longer_than_one_prompt_is_chunked_and_merged_with_sources(engine_runner, tmp_path):
+    from docextract.chunking import chunk_count
+
+    engine = engine_runner.engine
+    path = tmp_path / "nine.pdf"
+    path.write_bytes(make_pdf([vector_page(200, 260)] * 9))
+    options = engine.config.preprocess.model_copy(update={"pdf_dpi": 36})
+    doc = load_document(path, name="nine.pdf", options=options)
+    task = task_from_schema(_LONG_DOC_SCHEMA, "Read the document.", name="long-doc")
+    (result,) = engine_runner.run(engine.extract_document(doc, task, mode="document"))
+    assert result.error is None, result.error
+    assert result.id == "nine.pdf#pages=1-9" and result.pages == list(range(1, 10))
+    # max_images_per_prompt=4, chunk_overlap=1: 1-4, 4-7, 7-9.
+    assert len(result.chunks) == chunk_count(9, engine.config.max_images_per_prompt, engine.config.chunk_overlap) == 3
+    assert [c.pages for c in result.chunks] == [[1, 2, 3, 4], [4, 5, 6, 7], [7, 8, 9]]
+    assert result.merge == "deterministic"
+    assert result.valid and all(c.valid for c in result.chunks), result.errors
+    jsonschema.validate(result.data, task.json_schema)
+    # Every leaf has pages, all within the document; scalars come from whole chunks.
+    assert set(result.sources) == set(result.confidence) and result.sources
+    assert all(pages and set(pages) <= set(range(1, 10)) for pages in result.sources.values())
+    for conflict in result.conflicts:
+        assert conflict.pages and all(p in [c.pages for c in result.chunks] for p in conflict.pages)
+        assert conflict.chosen in conflict.values
+    assert result.usage.prompt_tokens == sum(c.usage.prompt_tokens for c in result.chunks)
+
+    # One prompt (three pages fit): the whole range, no chunks.
+    three = load_document(make_pdf([vector_page(200, 260)] * 3), name="three.pdf", options=options)
+    (single,) = engine_runner.run(engine.extract_document(three, task, mode="document"))
+    assert single.valid, single.errors
+    assert single.chunks is None and single.merge is None and single.conflicts == []
+    assert single.sources and all(pages == [1, 2, 3] for pages in single.sources.values())
+
+    # The model merge: one more constrained call, over the same chunk results.
+    engine.config = engine.config.model_copy(update={"merge_strategy": "model"})
+    try:
+        (by_model,) = engine_runner.run(engine.extract_document(doc, task, mode="document"))
+    finally:
+        engine.config = engine.config.model_copy(update={"merge_strategy": "deterministic"})
+    assert len(by_model.chunks) == 3 and by_model.sources
+    assert by_model.merge in ("model", "deterministic")  # deterministic only when the merge call failed
+    assert by_model.merge == "model" or any(w.kind == "model_merge_failed" for w in by_model.warnings)
+    assert by_model.valid, by_model.errors
+    assert all(set(pages) <= set(range(1, 10)) for pages in by_model.sources.values())
+    assert by_model.usage.prompt_tokens > sum(c.usage.prompt_tokens for c in by_model.chunks)

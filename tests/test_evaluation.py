@@ -153,7 +153,19 @@ def test_validity_counts_every_row(report):
 
 def test_document_exact_match(report):
     # Scored: d1, d2, d3, d4 (the rows with truth). Exactly right: d1 only.
-    assert report.documents.model_dump() == {"evaluated": 4, "exact_match": 1, "exact_match_rate": 0.25}
+    docs = report.documents
+    assert docs.model_dump(include={"evaluated", "exact_match", "exact_match_rate"}) == {
+        "evaluated": 4,
+        "exact_match": 1,
+        "exact_match_rate": 0.25,
+    }
+    # Per document: d1 11 tp: P = R = F1 = accuracy = 1. d2: tp 6 (number, name, date, total, the
+    # Service item's description and quantity), fp 5 (address, Service's amount, Extra's 3 fields),
+    # fn 1 (Service's amount), 11 instances: P = 6/11, R = 6/7, F1 = 12/18, accuracy 6/11.
+    # d3, d4: 4 fn and a tn (address) each: no precision, R = F1 = 0, accuracy = 1/5.
+    assert docs.mean_precision == approx((1 + 6 / 11) / 2) and docs.mean_recall == approx((1 + 6 / 7) / 4)
+    assert docs.mean_f1 == approx((1 + 2 / 3) / 4) and docs.mean_accuracy == approx((1 + 6 / 11 + 1 / 5 + 1 / 5) / 4)
+    assert report.headline == "micro.f1" and report.headline_value == report.micro.f1
 
 
 def test_per_field_counts_and_figures(report):
@@ -255,7 +267,8 @@ def test_anls_threshold_and_score(task):
         ("1,234.50", 1234.5, {}, True),  # thousands comma, decimal point (the default)
         ("$1 234.50", 1234.5, {}, True),  # currency symbol and a space grouping thousands
         ("1.234,50", 1234.5, {"decimal_separator": ","}, True),
-        ("1.234,50", 1234.5, {}, False),  # read as 1.2345 with a decimal point
+        ("1.234,50", 1234.5, {}, True),  # auto (the default): both marks, the last one is the decimal mark
+        ("1.234,50", 1234.5, {"decimal_separator": "."}, False),  # read as 1.2345 with a decimal point
         (10, 10.0, {}, True),
         (10.004, 10, {"abs_tol": 0.005}, True),
         (10.006, 10, {"abs_tol": 0.005}, False),

@@ -319,6 +319,133 @@ class TestService:
         _valid(json.loads(body["generated_text"]), COLOR_SCHEMA)
         assert body["details"]["finish_reason"] == "eos_token" and body["details"]["generated_tokens"] > 0
 
+    # --- the seeds' clients, unchanged (issue 13) -------------------------------------------------
+
+    def test_huggingface_hub_client_at_the_root_route(self, base_url, monkeypatch):
+        from huggingface_hub import InferenceClient, constants
+
+        # The test session runs offline (HF_HUB_OFFLINE=1, so nothing loads from the Hub), which makes
+        # huggingface_hub refuse every request; a client machine calling a service is not offline.
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        hf = InferenceClient(base_url, token=API_KEY, timeout=120)
+        prompt = f"![]({_data_uri(_png())})What is this a picture of?"
+        # Plain generation: free text, as TGI's first examples ask.
+        text = hf.text_generation(prompt, max_new_tokens=12)
+        assert isinstance(text, str) and text
+        # A JSON grammar: the answer validates.
+        answer = hf.text_generation(prompt, max_new_tokens=200, grammar={"type": "json", "value": COLOR_SCHEMA})
+        _valid(json.loads(answer), COLOR_SCHEMA)
+        # details: TGI's details object, each token with its log-probability.
+        out = hf.text_generation(prompt, max_new_tokens=12, details=True)
+        assert out.details.finish_reason in ("length", "eos_token")
+        assert out.details.generated_tokens == len(out.details.tokens) > 0
+        assert all(t.logprob <= 0 and isinstance(t.id, int) for t in out.details.tokens)
+        # stream=True: one event per token, the last with the whole text and docextract's object.
+        events = list(hf.text_generation(prompt, max_new_tokens=200, stream=True, details=True,
+                                         grammar={"type": "json", "value": COLOR_SCHEMA}))  # fmt: skip
+        assert len(events) > 1 and events[-1].generated_text is not None
+        assert [e.generated_text is None for e in events] == [True] * (len(events) - 1) + [False]
+        _valid(json.loads(events[-1].generated_text), COLOR_SCHEMA)
+        assert events[-1].details.finish_reason == "eos_token" and events[-1].details.generated_tokens > 0
+        assert events[-1].docextract["valid"] is True
+        plain = list(hf.text_generation(prompt, max_new_tokens=12, stream=True))
+        assert len(plain) > 1 and all(isinstance(piece, str) for piece in plain)
+
+    def test_curl_generate_stream_is_server_sent_events(self, base_url):
+        body = {
+            "inputs": f"![]({_data_uri(_png())})What is shown?",
+            "parameters": {"max_new_tokens": 200, "grammar": {"type": "json", "value": COLOR_SCHEMA}},
+        }
+        done = subprocess.run(
+            ["curl", "-sS", "-N", f"{base_url}/generate_stream", "-X", "POST", "-H", "Content-Type: application/json",
+             "-H", f"Authorization: Bearer {API_KEY}", "-d", json.dumps(body)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        events = [json.loads(line[len("data:") :]) for line in done.stdout.splitlines() if line.startswith("data:")]
+        assert len(events) > 1 and [e["index"] for e in events] == list(range(1, len(events) + 1))
+        assert all({"id", "text", "logprob", "special"} <= set(e["token"]) for e in events)
+        assert events[-1]["docextract"]["valid"] is True
+        # The tokens' texts add up to the raw answer; the last event's text is it, strict and validated.
+        _valid(json.loads(events[-1]["generated_text"]), COLOR_SCHEMA)
+        assert json.loads("".join(e["token"]["text"] for e in events)) == json.loads(events[-1]["generated_text"])
+
+    def test_huggingface_js_client_text_generation_and_stream(self, base_url):
+        done = subprocess.run(
+            ["node", str(REPO / "tests" / "js" / "hf_client.mjs"), base_url, API_KEY, _data_uri(_png()),
+             json.dumps(COLOR_SCHEMA)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        out = json.loads(done.stdout)
+        assert isinstance(out["plain"]["generated_text"], str) and out["plain"]["generated_text"]
+        _valid(json.loads(out["constrained"]["generated_text"]), COLOR_SCHEMA)
+        chunks = out["chunks"]
+        assert len(chunks) > 1 and chunks[-1]["generated_text"] is not None
+        assert "".join(c["choices"][0]["text"] for c in chunks) == "".join(c["token"]["text"] for c in chunks[:-1])
+
+    def test_openai_node_client_and_legacy_completions(self, base_url, client):
+        done = subprocess.run(
+            ["node", str(REPO / "tests" / "js" / "openai_client.mjs"), base_url, API_KEY, _data_uri(_png()),
+             json.dumps(COLOR_SCHEMA)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        out = json.loads(done.stdout)
+        _valid(json.loads(out["created"]["choices"][0]["message"]["content"]), COLOR_SCHEMA)
+        assert out["created"]["docextract"]["valid"] is True
+        _valid(json.loads(out["streamed"]), COLOR_SCHEMA)
+        assert out["last"]["docextract"]["valid"] is True
+        assert out["completion"]["choices"][0]["text"] and out["completion"]["docextract"]["valid"] is None
+        # The python client on /v1/completions, with a schema through response_format.
+        completion = client.completions.create(
+            model="tiny",
+            prompt=f"![]({_data_uri(_png())})Answer in JSON.",
+            max_tokens=200,
+            extra_body={"response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": COLOR_SCHEMA}}},
+        )
+        _valid(json.loads(completion.choices[0].text), COLOR_SCHEMA)
+
+    def test_plain_chat_info_names_and_limits(self, base_url, http, client):
+        raw = http.post(
+            "/v1/chat/completions",
+            json={"model": "tiny", "messages": [{"role": "user", "content": "What is this?"}], "max_tokens": 8},
+        )
+        assert raw.status_code == 200, raw.text
+        assert raw.json()["docextract"]["valid"] is None and "x-docextract-valid" not in raw.headers
+        assert raw.json()["choices"][0]["message"]["content"]
+        constrained = client.chat.completions.with_raw_response.create(
+            model="tiny",
+            messages=self._color_messages(_data_uri(_png())),
+            response_format={"type": "json_schema", "json_schema": {"name": "shapes", "schema": COLOR_SCHEMA}},
+        )
+        assert constrained.headers["x-docextract-valid"] == "true"
+        info = http.get("/info").json()
+        assert info["model_id"] == "tiny" and info["max_total_tokens"] == 4096
+        too_many = http.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1_000_000_000},
+        )
+        assert too_many.status_code == 400 and "max_model_len" in too_many.json()["error"]["message"]
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], n=2)
+
+    def test_chat_logprobs_in_openais_shape_and_confidence_in_the_docextract_object(self, client):
+        response = client.chat.completions.create(
+            model="tiny",
+            messages=self._color_messages(_data_uri(_png())),
+            response_format={"type": "json_schema", "json_schema": {"name": "shapes", "schema": COLOR_SCHEMA}},
+            logprobs=True,
+            top_logprobs=2,
+        )
+        content = response.choices[0].logprobs.content
+        assert content and all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in content)
+        assert all(t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob for t in content)
+        extra = response.model_extra["docextract"]
+        assert set(extra["confidence"]) == {"color", "count", "label"}
+        assert all(0 <= s <= 1 for s in extra["confidence"].values())
+        assert extra["min_confidence"] == min(extra["confidence"].values())
+
     def test_sixteen_concurrent_requests_all_succeed(self, http):
         def one(i: int) -> httpx.Response:
             return http.post(
@@ -340,7 +467,8 @@ class TestService:
     def test_bad_inputs_get_4xx_and_the_service_still_answers(self, base_url, http, client):
         truncated_pdf = make_pdf([vector_page(), vector_page()])
         truncated_pdf = truncated_pdf[: len(truncated_pdf) // 2]
-        bad_schema = {"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 3}}, "required": ["n"]}
+        # Not a JSON Schema at all ("required" must be a list): refused whatever the backend.
+        bad_schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": "n"}
         cases = [
             ("corrupt image", http.post("/v1/extract", files={"file": ("c.png", forged_png(64, 48), "image/png")}, data={"task": "price_tag"}), 422, "corrupt_image"),
             ("truncated PDF", http.post("/v1/extract", files={"file": ("t.pdf", truncated_pdf, "application/pdf")}, data={"task": "price_tag"}), 422, "corrupt_pdf"),
@@ -359,9 +487,10 @@ class TestService:
         # OpenAI's routes answer in OpenAI's error shape, so the client raises its own exceptions.
         messages = self._color_messages(_data_uri(_png()))
         color = {"type": "json_schema", "json_schema": {"name": "c", "schema": COLOR_SCHEMA}}
-        with pytest.raises(openai.BadRequestError, match="response_format"):
-            client.chat.completions.create(model="tiny", messages=messages)
-        with pytest.raises(openai.UnprocessableEntityError, match="multipleOf"):
+        # (Without response_format a chat is plain generation now: test_plain_chat_info_names_and_limits.)
+        with pytest.raises(openai.BadRequestError, match="top_logprobs"):
+            client.chat.completions.create(model="tiny", messages=messages, top_logprobs=2)
+        with pytest.raises(openai.UnprocessableEntityError, match="required"):
             client.chat.completions.create(
                 model="tiny",
                 messages=messages,

@@ -113,9 +113,12 @@ def test_requests_the_service_cannot_honour_are_refused(body, fragment):
         ChatCompletionRequest.model_validate(body)
 
 
-def test_response_format_is_required_and_checked():
+def test_response_format_is_checked_and_required_only_when_the_service_says_so():
+    # Plain generation by default (issue 13): no response_format, or "text", is free text.
+    assert response_task(None, "xgrammar") is None
+    assert response_task(ResponseFormat(type="text"), "xgrammar") is None
     with pytest.raises(Exception, match="response_format") as err:
-        response_task(None, "xgrammar")
+        response_task(None, "xgrammar", require_schema=True)
     assert err.value.status == 400
     assert response_task(ResponseFormat(type="json_object"), "xgrammar").json_schema == {"type": "object"}
     task = response_task(
@@ -170,15 +173,18 @@ def test_markdown_images_split_into_parts_in_order():
     assert tgi_messages("no images here")[1] == []
 
 
-def test_tgi_grammar_takes_a_schema_object_or_string_and_is_required():
+def test_tgi_grammar_takes_a_schema_object_or_string_and_none_is_free_text():
     as_text = TgiRequest.model_validate(
         {"inputs": "x", "parameters": {"grammar": {"type": "json", "value": json.dumps(SCHEMA)}}}
     )
     assert as_text.grammar_schema() == SCHEMA
-    for parameters in ({}, {"grammar": {"type": "regex", "value": "[a-z]+"}}):
-        with pytest.raises(Exception, match="grammar") as err:
-            TgiRequest.model_validate({"inputs": "x", "parameters": parameters}).grammar_schema()
-        assert err.value.status == 400
+    # No grammar: plain generation (issue 13); the service's require_schema refuses it in the route.
+    assert TgiRequest.model_validate({"inputs": "x", "parameters": {}}).grammar_schema() is None
+    with pytest.raises(Exception, match="grammar") as err:
+        TgiRequest.model_validate(
+            {"inputs": "x", "parameters": {"grammar": {"type": "regex", "value": "[a-z]+"}}}
+        ).grammar_schema()
+    assert err.value.status == 400 and err.value.kind == "unsupported_grammar"
     greedy = TgiRequest.model_validate({"inputs": "x", "parameters": {"temperature": 0.7, "max_new_tokens": 9}})
     assert greedy.parameters.sampling_overrides() == {"max_tokens": 9, "temperature": 0.0}  # TGI: no do_sample, greedy
 
@@ -233,7 +239,7 @@ def client():
         {
             "models": [{"model": "/nonexistent", "served_model_name": "m", "preprocess": {"max_pixels": 50176}}],
             "api_key": "k3y",
-            "limits": {"max_request_bytes": 200_000},
+            "limits": {"max_request_bytes": 200_000, "require_schema": True},
         }
     )
     # No replicas: every request below is answered before one would be called.
@@ -312,3 +318,29 @@ def test_too_many_images_for_the_model_is_413(client):
     # and these requests were counted
     metrics = client.get("/metrics").text
     assert 'docextract_requests_total{model="m",route="/v1/chat/completions",status="413"}' in metrics
+
+
+def test_the_served_name_is_never_a_server_path(tmp_path):
+    from docextract.config import ExtractionConfig
+
+    local = tmp_path / "my-model"
+    local.mkdir()
+    assert ExtractionConfig(model=str(local)).model_name == "my-model"
+    assert ExtractionConfig(model="Qwen/Qwen2.5-VL-3B-Instruct").model_name == "Qwen/Qwen2.5-VL-3B-Instruct"
+    assert ExtractionConfig(model=str(local), served_model_name="m").model_name == "m"
+
+
+def test_max_tokens_beyond_the_context_is_a_400_naming_the_limit(client):
+    response = client.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"},
+              "max_tokens": 1_000_000_000},
+    )  # fmt: skip
+    error = _error(response, 400, "invalid_request")
+    assert "max_model_len" in error["message"] and "16384" in error["message"]
+
+
+def test_require_schema_refuses_plain_requests_on_every_protocol(client):
+    _error(client.post("/v1/completions", json={"prompt": "hi"}), 400, "schema_required")
+    _error(client.post("/generate_stream", json={"inputs": "hi"}), 400, "grammar_required")
+    _error(client.post("/", json={"inputs": "hi", "stream": True}), 400, "grammar_required")

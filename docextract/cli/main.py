@@ -5,6 +5,9 @@ Subcommands:
 * ``extract PATH... --task NAME``: run extractions in this process (no Ray), one
   JSON line per image or PDF page (or per document with ``--mode document``);
 * ``tasks``: list the built-in tasks and their schemas;
+* ``schema check FILE|TASK``: the schema compiler's coverage report as a table: each
+  keyword at each JSON path enforced by the grammar, validated after generation, an
+  annotation, or refused (exit code 1 only for a refused schema);
 * ``serve ...``: the online service on Ray Serve (``serve/cli.py`` owns its options);
 * ``batch ...``: the Ray Data batch job (same as ``python -m batch.run``);
 * ``eval PREDICTIONS TRUTH --task NAME``: field-level accuracy against ground
@@ -33,6 +36,7 @@ from typing import IO, TYPE_CHECKING
 from docextract.cli.options import add_config_arguments, add_task_arguments, config_and_task, page_selection
 from docextract.config import DOCUMENT_MODES, PER_PAGE, ExtractionConfig
 from docextract.errors import DocExtractError
+from docextract.schema.rules import BACKENDS as SUPPORTED_BACKENDS
 
 if TYPE_CHECKING:
     from docextract.tasks import TaskSpec
@@ -70,6 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = sub.add_parser("tasks", help="list tasks and their schemas")
     tasks.add_argument("name", nargs="?", help="print this task's labelr config.json (instructions + json_schema)")
     tasks.add_argument("--json", action="store_true", help="list as JSON")
+
+    schema = sub.add_parser("schema", help="check a JSON Schema before any run")
+    schema_sub = schema.add_subparsers(dest="schema_command", required=True, metavar="SUBCOMMAND")
+    check = schema_sub.add_parser(
+        "check",
+        help="which keywords the grammar enforces, which are validated after, which are refused",
+        description="Print the schema compiler's coverage report for FILE|TASK (a schema .json, a labelr "
+        "config.json, a built-in task or module:Class). Exit code 1 only when the schema is refused.",
+    )
+    check.add_argument("ref", metavar="FILE|TASK")
+    check.add_argument(
+        "--structured-output-backend",
+        choices=SUPPORTED_BACKENDS,
+        default=ExtractionConfig.model_fields["structured_output_backend"].default,
+        help="the grammar backend to check for (default: %(default)s)",
+    )
+    check.add_argument("--all", action="store_true", help="list enforced keywords too (default: a count)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON (as POST /v1/schema/check)")
 
     # `serve` and `batch` belong to their own packages; main() hands them the rest of the line.
     for name, help_text in (("serve", "run the online service (Ray Serve)"), ("batch", "run a batch job (Ray Data)")):
@@ -150,6 +172,32 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         print(f"    fields: {fields}")
     print("\n`docextract tasks NAME` prints a task's instructions and JSON Schema.")
     return EXIT_OK
+
+
+def _schema_of(ref: str) -> object:
+    """The JSON Schema ``ref`` names, not yet compiled: a refused schema still gets its report."""
+    from docextract.tasks import _read_json, load_task
+
+    path = Path(ref)
+    if path.suffix.lower() == ".json" or path.is_file():
+        content = _read_json(path)
+        return content["json_schema"] if isinstance(content, dict) and "json_schema" in content else content
+    return load_task(ref, instructions="-").json_schema
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from docextract.schema.compiler import check_coverage
+
+    report = check_coverage(_schema_of(args.ref), args.structured_output_backend)
+    if args.json:
+        from docextract.schema.report import report_json
+
+        print(json.dumps(report_json(report), indent=2, ensure_ascii=False))
+    else:
+        from docextract.schema.report import report_table
+
+        print(report_table(report, show_enforced=args.all))
+    return EXIT_OK if report.accepted else EXIT_FAILED
 
 
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
@@ -268,6 +316,7 @@ _COMMANDS = {
     "tiny-model": _cmd_tiny_model,
     "serve": _cmd_serve,
     "batch": _cmd_batch,
+    "schema": _cmd_schema,
 }
 
 

@@ -9,14 +9,24 @@
 * **macro**: the unweighted mean over fields of each field's figure, over the
   fields where it is defined (every field weighs the same);
 * arrays: ``precision = found / predicted items``, ``recall = found / expected
-  items``, F1 from those two.
+  items``, F1 from those two;
+* per document: each document's precision, recall, F1 and accuracy from its
+  own counts, averaged over the documents where defined (``documents.mean_*``);
+* the **headline** is the figure the profile puts first: ``micro.f1``, or for
+  ``extractbench`` ``documents.mean_accuracy`` (its value metric is a
+  per-document average; under ``nulls: value`` accuracy, precision and recall
+  coincide within a predicted object);
+* calibration (:mod:`docextract.evaluation.calibration`) when predictions carry
+  confidence.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from docextract.evaluation.calibration import CalibrationTally
 from docextract.evaluation.report import (
     ArrayReport,
     DocumentCounts,
@@ -107,6 +117,9 @@ class Aggregator:
         self.rows = {"both": 0, "only_predictions": 0, "only_truth": 0}
         self.validity = {"predictions": 0, "null_outputs": 0, "json_valid": 0, "schema_valid": 0}
         self.documents = {"evaluated": 0, "exact_match": 0}
+        self.per_document: dict[str, list[float]] = {name: [] for name in ("precision", "recall", "f1", "accuracy")}
+        config = scorer.config
+        self.calibration = CalibrationTally(config.confidence_bins, config.worst_examples)
 
     def add_row(self, *, has_prediction: bool, has_truth: bool) -> None:
         """Count one joined row by which sides it has."""
@@ -120,26 +133,33 @@ class Aggregator:
         self.validity["json_valid"] += json_valid
         self.validity["schema_valid"] += schema_valid
 
-    def add_document(self, image_id: str, score: DocumentScore) -> None:
-        """Add one scored document (a row with truth)."""
+    def add_document(self, image_id: str, score: DocumentScore, confidence: Mapping[str, float] | None = None) -> None:
+        """Add one scored document (a row with truth), with its prediction's per-field confidence if any."""
         self.documents["evaluated"] += 1
         self.documents["exact_match"] += score.exact
+        document = _FieldTally()
         for result in score.fields:
             self.fields[result.path].add(result)
+            document.add(result)
+            conf = self.calibration.add(image_id, result, confidence)
             if result.outcome != "tn" and (result.score or 0.0) < 1.0:
-                self._keep_example(image_id, result)
+                self._keep_example(image_id, result, conf)
+        figures = document.totals()
+        for name, values in self.per_document.items():
+            if figures[name] is not None:
+                values.append(figures[name])
         for counts in score.items:
             tally = self.arrays.setdefault(counts.path, [0, 0, 0])
             tally[0] += counts.predicted
             tally[1] += counts.expected
             tally[2] += counts.found
 
-    def _keep_example(self, image_id: str, result: FieldResult) -> None:
+    def _keep_example(self, image_id: str, result: FieldResult, confidence: float | None) -> None:
         limit = self.scorer.config.worst_examples
         if limit == 0:
             return
         kept = self.worst[result.path]
-        kept.append((result.score or 0.0, image_id, result.location, result))
+        kept.append((result.score or 0.0, image_id, result.location, result, confidence))
         if len(kept) > 4 * limit + 16:  # trim now and then: memory stays bounded on large datasets
             kept.sort(key=lambda k: k[:3])
             del kept[limit:]
@@ -180,15 +200,23 @@ class Aggregator:
                         score=score,
                         predicted=r.predicted,
                         expected=r.expected,
+                        confidence=confidence,
                     )
-                    for score, image_id, location, r in kept[: self.scorer.config.worst_examples]
+                    for score, image_id, location, r, confidence in kept[: self.scorer.config.worst_examples]
                 ]
         evaluated = self.documents["evaluated"]
+        means = {f"mean_{name}": ratio(sum(v), len(v)) for name, v in self.per_document.items()}
+        micro = Totals(**overall.totals())
+        config = self.scorer.config
+        headline = "documents.mean_accuracy" if config.profile == "extractbench" else "micro.f1"
         return EvalReport(
             task=task,
             predictions=predictions,
             truth=truth,
-            config=self.scorer.config,
+            config=config,
+            definition=config.definition,
+            headline=headline,
+            headline_value=means["mean_accuracy"] if config.profile == "extractbench" else micro.f1,
             rows=RowCounts(total=total, **self.rows),
             validity=Validity(
                 rows=total,
@@ -200,10 +228,12 @@ class Aggregator:
                 evaluated=evaluated,
                 exact_match=self.documents["exact_match"],
                 exact_match_rate=ratio(self.documents["exact_match"], evaluated),
+                **means,
             ),
-            micro=Totals(**overall.totals()),
+            micro=micro,
             macro=_macro(fields),
             fields=fields,
             arrays=arrays,
             worst=worst,
+            calibration=self.calibration.report(),
         )

@@ -1,4 +1,6 @@
-"""The report as a picture: precision, recall and F1 per field, as a PNG.
+"""The report as a picture: precision, recall and F1 per field, as a PNG; beside it, when the
+predictions carry confidence, the reliability plot (accuracy against mean confidence per bin, the
+diagonal being perfect calibration, with each bin's share of the values).
 
 Drawn with matplotlib's object API (``matplotlib.figure.Figure``, rendered by
 the Agg canvas), not ``pyplot``: no display, no global figure state, so it is
@@ -26,8 +28,14 @@ def write_chart(report: EvalReport, path: str | Path) -> Path:
 
     fields = report.fields
     bar = 0.27
-    fig = Figure(figsize=(9, 1.6 + 0.45 * max(len(fields), 1)), layout="constrained")
-    ax = fig.add_subplot()
+    height = 1.6 + 0.45 * max(len(fields), 1)
+    if report.calibration is None:
+        fig = Figure(figsize=(9, height), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = Figure(figsize=(14, max(height, 4.5)), layout="constrained")
+        ax, reliability = fig.subplots(1, 2, width_ratios=[3, 2])
+        _reliability(reliability, report)
     positions = range(len(fields))
     for k, (name, color) in enumerate(_SERIES):
         values = [getattr(f, name) for f in fields]
@@ -59,3 +67,24 @@ def write_chart(report: EvalReport, path: str | Path) -> Path:
     path = Path(path)
     fig.savefig(path, format="png", dpi=100)
     return path
+
+
+def _reliability(ax, report: EvalReport) -> None:
+    """Accuracy per confidence bin (bars at the bins) and the diagonal of perfect calibration."""
+    calibration = report.calibration
+    bins = [b for b in calibration.bins if b.count]
+    width = calibration.bins[0].upper - calibration.bins[0].lower
+    ax.bar([b.lower for b in bins], [b.accuracy for b in bins], width=width, align="edge", color="#4c72b0",
+           edgecolor="white", label="accuracy")  # fmt: skip
+    ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label="perfect calibration")
+    ax.plot(
+        [b.mean_confidence for b in bins], [b.accuracy for b in bins], "o", color="#dd8452", label="mean confidence"
+    )
+    for b in bins:
+        ax.text(b.lower + width / 2, 0.02, str(b.count), ha="center", fontsize="x-small", color="white")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left", fontsize="small")
+    ax.set_title(f"reliability: {calibration.instances} values, ECE {_pct(calibration.ece)}", fontsize="medium")

@@ -10,7 +10,9 @@ Rows are joined on ``image_id``. For each row:
 * a truth row is scored (:mod:`docextract.evaluation.scoring`) against the
   prediction, or against ``{}`` when the prediction is missing, null or not a
   JSON object. A truth whose output is null is no truth (an unlabelled row);
-  one that is not a JSON object is an error, named with its id;
+  one that is not a JSON object is an error, named with its id; a
+  prediction's per-field ``confidence``, when given, joins the scored pairs
+  (:mod:`docextract.evaluation.calibration`);
 * a prediction without truth is counted (``rows.only_predictions``) and its
   validity too, but not scored: there is nothing to compare it with.
 """
@@ -24,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from docextract.errors import DocExtractError
 from docextract.evaluation.aggregate import Aggregator
+from docextract.evaluation.calibration import read_confidence
 from docextract.evaluation.config import EvalConfig
 from docextract.evaluation.fields import field_tree
-from docextract.evaluation.loading import load_outputs
+from docextract.evaluation.loading import load_outputs, load_predictions
 from docextract.evaluation.report import EvalReport
 from docextract.evaluation.scoring import DocumentScorer
 
@@ -78,7 +81,7 @@ def check_config(task: TaskSpec, config: EvalConfig) -> None:
     Raises:
         DocExtractError: an override names a field the schema lacks, or keys its type has not.
     """
-    DocumentScorer(field_tree(task.json_schema), config)
+    DocumentScorer(field_tree(task.json_schema), config, task.json_schema)
 
 
 def evaluate(
@@ -89,9 +92,11 @@ def evaluate(
     *,
     predictions_name: str | None = None,
     truth_name: str | None = None,
+    confidence: Mapping[str, Any] | None = None,
 ) -> EvalReport:
     """Score ``predictions`` against ``truth`` (both ``image_id`` -> output: JSON text, a parsed
-    value or None) for ``task``'s schema.
+    value or None) for ``task``'s schema; ``confidence``: ``image_id`` -> the prediction's per-field
+    confidence (a map of paths to [0, 1], or its JSON text), for the calibration figures.
 
     Raises:
         DocExtractError: the config names fields the schema lacks, or a truth is not a JSON object.
@@ -99,7 +104,7 @@ def evaluate(
     from docextract.validate import validate_data
 
     config = config or EvalConfig()
-    scorer = DocumentScorer(field_tree(task.json_schema), config)
+    scorer = DocumentScorer(field_tree(task.json_schema), config, task.json_schema)
     expected = parse_truth(truth, truth_name or "truth")
     totals = Aggregator(scorer)
     for image_id in sorted(set(predictions) | set(expected)):
@@ -115,21 +120,25 @@ def evaluate(
                 schema_valid=parses and validate_data(data, task).valid,
             )
         if has_truth:
-            totals.add_document(image_id, scorer.score(data, expected[image_id]))
+            conf = read_confidence(confidence.get(image_id)) if confidence and has_prediction else None
+            totals.add_document(image_id, scorer.score(data, expected[image_id]), conf)
     return totals.report(task=task.name, predictions=predictions_name, truth=truth_name)
 
 
 def evaluate_files(
     predictions: str | Path, truth: str | Path, task: TaskSpec, config: EvalConfig | None = None
 ) -> EvalReport:
-    """:func:`evaluate` on files or folders (see :mod:`docextract.evaluation.loading`)."""
+    """:func:`evaluate` on files or folders (see :mod:`docextract.evaluation.loading`); the predictions'
+    per-field confidence is read with them when they carry it."""
+    outputs, confidence = load_predictions(predictions)
     return evaluate(
-        load_outputs(predictions),
+        outputs,
         load_outputs(truth),
         task,
         config,
         predictions_name=str(predictions),
         truth_name=str(truth),
+        confidence=confidence,
     )
 
 

@@ -7,7 +7,13 @@ have a type from :data:`docextract.evaluation.comparators.FIELD_TYPES`:
 * ``string`` (enums of strings too), ``number``, ``integer``, ``boolean``;
 * ``date`` and ``datetime``: strings with ``format: date`` / ``date-time``;
 * ``json``: anything the schema does not pin to one of those (a free-form
-  object, a union of different types): compared as canonical JSON.
+  object, a union of different types): compared as canonical JSON, lists in
+  it as multisets (a tuple, ``prefixItems``, in order).
+
+An array without ``items`` is an array of ``json`` items, so its items pair
+as a multiset like any array's (``tags[]``); an array whose items declare no
+properties likewise. Each leaf keeps the schema it was read from, so a value
+can be checked against its own field's schema (``invalid_values: wrong``).
 
 Objects are flattened to dotted paths (``vendor.name``); an array's items
 take the path ``name[]`` (``line_items[].amount`` for an array of objects,
@@ -24,7 +30,7 @@ from typing import Any
 
 from docextract.schema.refs import resolve_ref
 
-__all__ = ["FieldNode", "array_paths", "child_path", "field_tree", "item_path", "leaf_fields"]
+__all__ = ["FieldNode", "array_paths", "child_path", "field_tree", "item_path", "leaf_fields", "leaf_schemas"]
 
 _SCALAR_TYPES = {"string": "string", "number": "number", "integer": "integer", "boolean": "boolean"}
 _DATE_FORMATS = {"date": "date", "date-time": "datetime"}
@@ -37,6 +43,8 @@ class FieldNode:
     kind: str
     properties: dict[str, FieldNode] = field(default_factory=dict)
     items: FieldNode | None = None
+    schema: Any = field(default=None, compare=False, repr=False)
+    ordered: bool = False
 
     @property
     def is_leaf(self) -> bool:
@@ -114,10 +122,13 @@ def _node(schema: Any, root: dict[str, Any], seen: frozenset[str]) -> FieldNode:
         props = schema.get("properties")
         if not isinstance(props, dict) or not props:
             return _JSON  # a free-form mapping: nothing to flatten
-        return FieldNode("object", {k: _node(v, root, seen) for k, v in props.items()})
+        return FieldNode("object", {k: _with_schema(_node(v, root, seen), v) for k, v in props.items()})
     if declared == "array" or (declared is None and "items" in schema):
+        if "prefixItems" in schema or isinstance(schema.get("items"), list):
+            return FieldNode("json", ordered=True)  # a tuple: position is meaning
         items = schema.get("items")
-        return FieldNode("array", items=_node(items, root, seen)) if isinstance(items, dict) else _JSON
+        child = _node(items, root, seen) if isinstance(items, dict) else _JSON
+        return FieldNode("array", items=_with_schema(child, items))
     if declared == "string" and schema.get("format") in _DATE_FORMATS:
         return FieldNode(_DATE_FORMATS[schema["format"]])
     if declared in _SCALAR_TYPES:
@@ -129,13 +140,20 @@ def _node(schema: Any, root: dict[str, Any], seen: frozenset[str]) -> FieldNode:
     return _JSON
 
 
+def _with_schema(node: FieldNode, schema: Any) -> FieldNode:
+    """A leaf with the schema it was read from (the whole union: ``anyOf [X, null]``)."""
+    if not node.is_leaf or not isinstance(schema, dict):
+        return node
+    return FieldNode(node.kind, schema=schema, ordered=node.ordered)
+
+
 def _has_shape(schema: dict[str, Any]) -> bool:
     return any(k in schema for k in ("type", "properties", "items", "anyOf", "oneOf", "allOf", "enum", "const"))
 
 
 def field_tree(schema: dict[str, Any]) -> FieldNode:
     """The task schema as a tree of fields (the root is normally an object)."""
-    return _node(schema, schema, frozenset())
+    return _with_schema(_node(schema, schema, frozenset()), schema)
 
 
 def leaf_fields(node: FieldNode, prefix: str = "") -> dict[str, str]:
@@ -148,6 +166,19 @@ def leaf_fields(node: FieldNode, prefix: str = "") -> dict[str, str]:
         out.update(leaf_fields(node.items or _JSON, item_path(prefix)))
     else:
         out[prefix or "(root)"] = node.kind
+    return out
+
+
+def leaf_schemas(node: FieldNode, prefix: str = "") -> dict[str, Any]:
+    """Every leaf path and the schema it was read from (None where there was none)."""
+    out: dict[str, Any] = {}
+    if node.kind == "object":
+        for key, child in node.properties.items():
+            out.update(leaf_schemas(child, child_path(prefix, key)))
+    elif node.kind == "array":
+        out.update(leaf_schemas(node.items or _JSON, item_path(prefix)))
+    else:
+        out[prefix or "(root)"] = node.schema
     return out
 
 

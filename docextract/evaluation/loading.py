@@ -11,6 +11,11 @@ Accepted, for both sides:
 * a folder: every ``*.parquet``, ``*.jsonl`` and ``*.ndjson`` file directly
   in it (hidden files skipped), so a batch output folder is read as is.
 
+A prediction's per-field confidence is read beside its output when present
+(:func:`load_predictions`): the ``confidence`` column of a batch part (a JSON
+string), or the ``confidence`` key of a JSON line (a ``docextract extract``
+result holds it as an object).
+
 An id seen twice is an error: which output to score would be a guess.
 """
 
@@ -22,7 +27,7 @@ from typing import Any
 
 from docextract.errors import DocExtractError
 
-__all__ = ["load_outputs", "output_files"]
+__all__ = ["load_outputs", "load_predictions", "output_files"]
 
 _JSONL = (".jsonl", ".ndjson")
 
@@ -47,7 +52,7 @@ def output_files(path: str | Path, pattern: str = "*") -> list[Path]:
     return [path]
 
 
-def _read_parquet(path: Path) -> list[tuple[Any, Any]]:
+def _read_parquet(path: Path) -> list[tuple[Any, Any, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -59,13 +64,16 @@ def _read_parquet(path: Path) -> list[tuple[Any, Any]]:
                 f"{path}: no {' and no '.join(missing)} column (columns: {', '.join(names)}); "
                 "the labelr layout has image_id and output"
             )
-        table = pq.read_table(path, columns=["image_id", "output"])
+        columns = ["image_id", "output"] + (["confidence"] if "confidence" in names else [])
+        table = pq.read_table(path, columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise DocExtractError(f"{path}: cannot read Parquet ({exc})") from None
-    return list(zip(table.column("image_id").to_pylist(), table.column("output").to_pylist(), strict=True))
+    ids, outputs = table.column("image_id").to_pylist(), table.column("output").to_pylist()
+    confidence = table.column("confidence").to_pylist() if "confidence" in columns else [None] * len(ids)
+    return list(zip(ids, outputs, confidence, strict=True))
 
 
-def _read_jsonl(path: Path) -> list[tuple[Any, Any]]:
+def _read_jsonl(path: Path) -> list[tuple[Any, Any, Any]]:
     rows = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -81,9 +89,10 @@ def _read_jsonl(path: Path) -> list[tuple[Any, Any]]:
         if not isinstance(row, dict):
             raise DocExtractError(f"{path}:{number}: each line must be a JSON object with image_id and output")
         if "image_id" in row and "output" in row:
-            rows.append((row["image_id"], row["output"]))
+            rows.append((row["image_id"], row["output"], row.get("confidence")))
         elif "id" in row and "data" in row:  # a `docextract extract` result
-            rows.append((row["id"], row["data"] if row["data"] is not None else row.get("raw_text") or None))
+            output = row["data"] if row["data"] is not None else row.get("raw_text") or None
+            rows.append((row["id"], output, row.get("confidence")))
         else:
             raise DocExtractError(f"{path}:{number}: no image_id and output (keys: {', '.join(row)})")
     return rows
@@ -96,11 +105,22 @@ def load_outputs(path: str | Path, *, pattern: str = "*") -> dict[str, Any]:
     Raises:
         DocExtractError: a missing or unreadable file, missing columns, a row without id, an id twice.
     """
+    return load_predictions(path, pattern=pattern)[0]
+
+
+def load_predictions(path: str | Path, *, pattern: str = "*") -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`load_outputs`, and ``image_id`` -> per-field confidence for the rows that carry one
+    (a JSON string or an object, as written; read by :func:`~docextract.evaluation.calibration.read_confidence`).
+
+    Raises:
+        DocExtractError: as :func:`load_outputs`.
+    """
     outputs: dict[str, Any] = {}
+    confidence: dict[str, Any] = {}
     origin: dict[str, Path] = {}
     for file in output_files(path, pattern):
         rows = _read_parquet(file) if file.suffix.lower() == ".parquet" else _read_jsonl(file)
-        for image_id, output in rows:
+        for image_id, output, conf in rows:
             if image_id is None:
                 raise DocExtractError(f"{file}: a row has no image_id")
             image_id = str(image_id)
@@ -108,4 +128,6 @@ def load_outputs(path: str | Path, *, pattern: str = "*") -> dict[str, Any]:
                 raise DocExtractError(f"{file}: image_id {image_id!r} appears twice (also in {origin[image_id]})")
             outputs[image_id] = output
             origin[image_id] = file
-    return outputs
+            if conf is not None:
+                confidence[image_id] = conf
+    return outputs, confidence

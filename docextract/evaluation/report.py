@@ -17,6 +17,8 @@ from docextract.evaluation.config import EvalConfig
 
 __all__ = [
     "ArrayReport",
+    "Calibration",
+    "ConfidenceBin",
     "DocumentCounts",
     "EvalReport",
     "Example",
@@ -104,13 +106,19 @@ class Validity(BaseModel):
 
 
 class DocumentCounts(BaseModel):
-    """Scored documents (rows with truth) and how many match exactly: no fp, fn or mismatch."""
+    """Scored documents (rows with truth) and how many match exactly: no fp, fn or mismatch; and the
+    per-document averages: each document's figure from its own counts, averaged over the documents
+    where it is defined (every document weighs the same, as in ExtractBench)."""
 
     model_config = _STRICT
 
     evaluated: int
     exact_match: int
     exact_match_rate: float | None
+    mean_precision: float | None = None
+    mean_recall: float | None = None
+    mean_f1: float | None = None
+    mean_accuracy: float | None = None
 
 
 class Example(BaseModel):
@@ -126,6 +134,37 @@ class Example(BaseModel):
     score: float
     predicted: Any
     expected: Any
+    confidence: float | None = Field(default=None, description="The prediction's confidence for this value, if any.")
+
+
+class ConfidenceBin(BaseModel):
+    """One equal-width confidence bin: the field instances whose confidence falls in ``[lower, upper)``
+    (the last bin includes 1), their mean confidence and the share of them that are right."""
+
+    model_config = _STRICT
+
+    lower: float
+    upper: float
+    count: int
+    mean_confidence: float | None
+    accuracy: float | None
+
+
+class Calibration(BaseModel):
+    """Confidence against correctness, over the field instances whose predicted value has a confidence.
+
+    An instance is right when its outcome is ``tp`` (or ``tn``: a null predicted where the truth has
+    none); ``ece`` is the expected calibration error ``sum over bins of count/instances *
+    |accuracy - mean_confidence|``."""
+
+    model_config = _STRICT
+
+    instances: int
+    accuracy: float | None
+    mean_confidence: float | None
+    ece: float | None
+    bins: list[ConfidenceBin]
+    confident_errors: list[Example] = Field(description="The wrong instances with the highest confidence.")
 
 
 class EvalReport(BaseModel):
@@ -137,6 +176,9 @@ class EvalReport(BaseModel):
     predictions: str | None = Field(default=None, description="Where the predictions came from.")
     truth: str | None = Field(default=None, description="Where the truth came from.")
     config: EvalConfig
+    definition: str = Field(description="The scoring definition used (profile, nulls, invalid values), in words.")
+    headline: str = Field(description="The figure the profile puts first (micro.f1, or documents.mean_accuracy).")
+    headline_value: float | None
     rows: RowCounts
     validity: Validity
     documents: DocumentCounts
@@ -145,3 +187,6 @@ class EvalReport(BaseModel):
     fields: list[FieldReport]
     arrays: list[ArrayReport]
     worst: dict[str, list[Example]] = Field(description="Per field path, the lowest-scoring instances.")
+    calibration: Calibration | None = Field(
+        default=None, description="Accuracy per confidence bin; None when the predictions carry no confidence."
+    )

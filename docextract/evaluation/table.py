@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from docextract.evaluation.report import EvalReport, Figures, Totals
+from docextract.evaluation.report import Calibration, EvalReport, Example, Figures, Totals
 
 __all__ = ["format_table"]
 
@@ -52,6 +52,9 @@ def format_table(report: EvalReport) -> str:
         f"without truth, {rows.only_truth} without prediction)",
         f"valid JSON {_part(validity.json_valid, validity.rows)}; schema-valid "
         f"{_part(validity.schema_valid, validity.rows)}; documents exactly right {_part(docs.exact_match, docs.evaluated)}",
+        f"{report.definition}; {report.headline} = {_rate(report.headline_value)}; per document: "
+        f"precision {_rate(docs.mean_precision)}, recall {_rate(docs.mean_recall)}, f1 {_rate(docs.mean_f1)}, "
+        f"accuracy {_rate(docs.mean_accuracy)}",
         "",
     ]
     header = ["field", "type", "method", "truth", "pred", "tp", "fp", "fn", "precision", "recall", "f1", "accuracy", "score"]  # fmt: skip
@@ -66,13 +69,34 @@ def format_table(report: EvalReport) -> str:
             for a in report.arrays
         ]  # fmt: skip
         lines.extend(_columns(["items", "truth", "pred", "found", "precision", "recall", "f1"], items))
+    if report.calibration is not None:
+        lines.extend(_calibration(report.calibration))
     if report.worst:
-        lines += ["", "worst examples (score, outcome, where, predicted -> expected):"]
+        lines += ["", "worst examples (score, outcome, where, predicted -> expected, confidence):"]
         for path, examples in report.worst.items():
             lines.append(f"  {path}")
-            for e in examples:
-                lines.append(
-                    f"    {e.score:.2f} {e.outcome:<8} {e.image_id} {e.location}: "
-                    f"{_value(e.predicted)} -> {_value(e.expected)}"
-                )
+            lines.extend(_example(e) for e in examples)
     return "\n".join(lines)
+
+
+def _example(e: Example) -> str:
+    confidence = "" if e.confidence is None else f"  (confidence {e.confidence:.3f})"
+    return f"    {e.score:.2f} {e.outcome:<8} {e.image_id} {e.location}: {_value(e.predicted)} -> {_value(e.expected)}{confidence}"
+
+
+def _calibration(c: Calibration) -> list[str]:
+    lines = [
+        "",
+        f"calibration: {c.instances} values with a confidence, accuracy {_rate(c.accuracy)}, "
+        f"mean confidence {_rate(c.mean_confidence)}, expected calibration error {_rate(c.ece)}",
+    ]
+    rows = [
+        [f"[{b.lower:.2f}, {b.upper:.2f}{']' if b.upper >= 1 else ')'}", str(b.count), _rate(b.mean_confidence), _rate(b.accuracy)]
+        for b in c.bins
+        if b.count
+    ]  # fmt: skip
+    lines.extend(_columns(["confidence", "values", "mean", "accuracy"], rows))
+    if c.confident_errors:
+        lines.append("most confident errors:")
+        lines.extend(_example(e) for e in c.confident_errors)
+    return lines

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from docextract.config import DEFAULT_MIN_PIXELS
+
 __all__ = ["ModelFamily", "register_family", "family_for", "read_architectures"]
 
 
@@ -27,6 +29,9 @@ class ModelFamily:
     name: str
     #: (min_pixels, max_pixels) -> mm_processor_kwargs for vLLM.
     processor_kwargs: Callable[[int | None, int], dict[str, Any]]
+    #: Fewest pixels an image should have for this family's processor; smaller images are
+    #: scaled up to it by preprocessing (``PreprocessOptions.min_pixels``, with a warning).
+    min_pixels: int = DEFAULT_MIN_PIXELS
 
 
 _FAMILIES: dict[str, ModelFamily] = {}
@@ -63,6 +68,7 @@ def _qwen_kwargs(min_pixels: int | None, max_pixels: int) -> dict[str, Any]:
     return {"size": {"shortest_edge": min_pixels or _QWEN_MIN_PIXELS, "longest_edge": max_pixels}}
 
 
+#: Qwen-VL's processor resizes to multiples of 28 px with at least 2 x 2 patches of 28.
 _QWEN_MIN_PIXELS = 56 * 56
 
 
@@ -72,12 +78,13 @@ def _idefics3_kwargs(min_pixels: int | None, max_pixels: int) -> dict[str, Any]:
 
 
 register_family(
-    ModelFamily("qwen-vl", _qwen_kwargs),
+    ModelFamily("qwen-vl", _qwen_kwargs, min_pixels=_QWEN_MIN_PIXELS),
     "Qwen2VLForConditionalGeneration",
     "Qwen2_5_VLForConditionalGeneration",
 )
 register_family(
-    ModelFamily("idefics3", _idefics3_kwargs),
+    # Idefics3 resizes every image to its own tile size; 56 x 56 keeps small inputs legible.
+    ModelFamily("idefics3", _idefics3_kwargs, min_pixels=56 * 56),
     "Idefics3ForConditionalGeneration",
     "SmolVLMForConditionalGeneration",
 )

@@ -17,13 +17,16 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
-from docextract.config import DEFAULT_MAX_BYTES, DEFAULT_MAX_IMAGE_PIXELS
+from docextract.config import DEFAULT_MAX_BYTES, DEFAULT_MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 from docextract.errors import InputError
 from docextract.preprocess.sources import read_source_bytes
 
 __all__ = [
     "ImageSource",
     "SUPPORTED_IMAGE_FORMATS",
+    "check_min_side",
+    "count_frames",
+    "is_uniform",
     "load_image",
     "resize_to_pixel_budget",
     "to_rgb",
@@ -48,6 +51,7 @@ def load_image(
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     name: str | None = None,
+    frame: int = 0,
 ) -> Image.Image:
     """Load an image, turn it upright (EXIF), make it RGB and fit it to a pixel budget.
 
@@ -61,6 +65,7 @@ def load_image(
             before decoding them.
         max_bytes: Refuse files larger than this.
         name: How the image is named in error messages.
+        frame: 0-based frame of a multi-frame file (a TIFF's page); a PIL image is used as is.
 
     Returns:
         An RGB image (transparency flattened on white).
@@ -79,7 +84,7 @@ def load_image(
             raise InputError(f"{name}: corrupt or truncated image ({exc})", kind="corrupt_image") from None
     else:
         name, data = read_source_bytes(source, max_bytes=max_bytes, name=name)
-        img = _decode(data, name, max_image_pixels, max_pixels)
+        img = _decode(data, name, max_image_pixels, max_pixels, frame)
     img = _upright(img, name)
     img = to_rgb(img, name=name)
     return resize_to_pixel_budget(img, max_pixels, min_pixels)
@@ -116,6 +121,39 @@ def resize_to_pixel_budget(img: Image.Image, max_pixels: int | None, min_pixels:
         return img
     # reducing_gap: a box-filter pass first makes large reductions several times faster.
     return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def is_uniform(img: Image.Image) -> bool:
+    """Whether every pixel has the same colour (a blank page): each band's min equals its max."""
+    extrema = img.getextrema()
+    bands = extrema if isinstance(extrema[0], tuple) else (extrema,)
+    return all(low == high for low, high in bands)  # type: ignore[misc]
+
+
+def check_min_side(size: tuple[int, int], name: str) -> None:
+    """Refuse an image whose shorter side is under :data:`~docextract.config.MIN_IMAGE_SIDE` pixels.
+
+    Raises:
+        InputError: ``too_small``.
+    """
+    if min(size) < MIN_IMAGE_SIDE:
+        raise InputError(
+            f"{name}: {size[0]}x{size[1]} pixels is too small to read; "
+            f"images and pages need at least {MIN_IMAGE_SIDE} pixels a side",
+            kind="too_small",
+        )
+
+
+def count_frames(data: bytes) -> int:
+    """Frames in a TIFF (its pages); 1 for any other file, or one Pillow cannot read
+    (the loader then reports why)."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return 1
+    try:
+        with Image.open(io.BytesIO(data), formats=["TIFF"]) as img:
+            return max(1, int(getattr(img, "n_frames", 1)))
+    except Exception:  # noqa: BLE001 - decoders raise anything on hostile input
+        return 1
 
 
 def to_rgb(img: Image.Image, *, name: str = "image") -> Image.Image:
@@ -155,9 +193,11 @@ def _check_pixels(size: tuple[int, int], max_image_pixels: int, name: str) -> No
         raise InputError(f"{name}: image has no pixels ({width}x{height})", kind="corrupt_image")
 
 
-def _decode(data: bytes, name: str, max_image_pixels: int, max_pixels: int | None) -> Image.Image:
+def _decode(data: bytes, name: str, max_image_pixels: int, max_pixels: int | None, frame: int = 0) -> Image.Image:
     try:
         img = Image.open(io.BytesIO(data), formats=SUPPORTED_IMAGE_FORMATS)
+        if frame:
+            img.seek(frame)
     except Image.UnidentifiedImageError:
         raise InputError(f"{name}: not a valid image (cannot identify image file)", kind="corrupt_image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

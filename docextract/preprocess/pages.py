@@ -9,11 +9,25 @@ thing, and a result has the same id, online and in batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from docextract.config import DOCUMENT, DOCUMENT_MODES, PER_PAGE, DocumentMode
 from docextract.errors import InputError
 
-__all__ = ["check_page_count", "group_pages", "parse_page_selection", "result_id"]
+if TYPE_CHECKING:
+    from docextract.preprocess.documents import Document, Page
+    from docextract.results import InputWarning
+
+__all__ = [
+    "PromptGroup",
+    "blank_skip_message",
+    "check_page_count",
+    "group_pages",
+    "parse_page_selection",
+    "prompt_groups",
+    "result_id",
+]
 
 
 def parse_page_selection(text: str) -> list[int]:
@@ -85,3 +99,54 @@ def result_id(source: str, pages: Sequence[int]) -> str:
     if pages == list(range(pages[0], pages[-1] + 1)):
         return f"{source}#pages={pages[0]}-{pages[-1]}"
     return f"{source}#pages={','.join(map(str, pages))}"
+
+
+@dataclass(frozen=True)
+class PromptGroup:
+    """The pages of one result, as the engine sends them.
+
+    Attributes:
+        id: The result's id (:func:`result_id` of every page in the group).
+        pages: The group's page numbers as results name them ([] for a single image).
+        sent: The pages to put in the prompt (not those skipped as blank); may be empty.
+        warnings: Every page's warnings.
+    """
+
+    id: str
+    pages: list[int]
+    sent: list[Page]
+    warnings: list[InputWarning]
+    paged: bool
+
+    @property
+    def images(self) -> list[Any]:
+        return [page.image for page in self.sent]
+
+    @property
+    def sent_pages(self) -> list[int]:
+        """Page numbers of the prompt's images, for the prompt and the result ([] for an image)."""
+        return [page.page_number for page in self.sent] if self.paged else []
+
+
+def prompt_groups(document: Document, mode: DocumentMode) -> list[PromptGroup]:
+    """A loaded document's pages grouped into prompts (:func:`group_pages`)."""
+    by_number = {page.page_number: page for page in document.pages}
+    groups = []
+    for numbers in group_pages(list(by_number), mode):
+        pages = [by_number[n] for n in numbers]
+        named = numbers if document.paged else []
+        groups.append(
+            PromptGroup(
+                id=result_id(document.name, named),
+                pages=named,
+                sent=[page for page in pages if page.send],
+                warnings=[w for page in pages for w in page.warnings],
+                paged=document.paged,
+            )
+        )
+    return groups
+
+
+def blank_skip_message(result: str) -> str:
+    """The ``blank_page`` error of a result whose pages were all skipped as blank."""
+    return f"{result}: blank (one uniform colour); not sent to the model (blank_pages=skip)"

@@ -22,6 +22,7 @@ schema. Both functions are pure and copy their input.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from docextract.schema.check import schema_types
@@ -56,7 +57,7 @@ def _allows_null(node: Any, root: dict[str, Any], seen: frozenset[str] = frozens
     return any(_allows_null(branch, root, seen) for key in ("anyOf", "oneOf") for branch in node.get(key, []))
 
 
-def _transform(node: Any, root: dict[str, Any]) -> Any:
+def _transform(node: Any, root: dict[str, Any], in_all_of: bool = False) -> Any:
     if not isinstance(node, dict):
         return node
     out = dict(node)
@@ -65,7 +66,7 @@ def _transform(node: Any, root: dict[str, Any]) -> Any:
             out[key] = _transform(out[key], root)
     for key in _SCHEMA_LIST_KEYS:
         if isinstance(out.get(key), list):
-            out[key] = [_transform(item, root) for item in out[key]]
+            out[key] = [_transform(item, root, in_all_of=key == "allOf") for item in out[key]]
     for key in _SCHEMA_MAP_KEYS:
         if isinstance(out.get(key), dict):
             out[key] = {name: _transform(sub, root) for name, sub in out[key].items()}
@@ -74,13 +75,18 @@ def _transform(node: Any, root: dict[str, Any]) -> Any:
         required = set(out.get("required", []))
         new_props = {}
         for name, sub in properties.items():
+            if sub is False:
+                continue  # a property that must never appear: not generated at all
             sub = _transform(sub, root)
             if name not in required and not _allows_null(sub, root):
                 sub = {"anyOf": [sub, dict(_NULL)]}
             new_props[name] = sub
         out["properties"] = new_props
-        out["required"] = list(properties)
-        out.setdefault("additionalProperties", False)
+        out["required"] = list(new_props)
+        # A branch of an allOf only sees its own properties: closing it would forbid the
+        # properties of its sibling branches, and the allOf could never be satisfied.
+        if not in_all_of:
+            out.setdefault("additionalProperties", False)
     return out
 
 
@@ -130,11 +136,26 @@ def _restore(value: Any, node: Any, root: dict[str, Any]) -> Any:
     required = set(node.get("required", []))
     out = {}
     for name, item in value.items():
-        sub = properties.get(name)
+        sub = properties.get(name) if name in properties else _extra_schema(node, name)
         if item is None and name in properties and name not in required and not _allows_null(sub, root):
             continue  # an optional field the model left empty: absent, as the user's schema says
         out[name] = _restore(item, sub, root) if sub is not None else item
     return out
+
+
+def _extra_schema(node: dict[str, Any], name: str) -> Any:
+    """The schema of a key ``properties`` does not name: the first matching
+    ``patternProperties`` entry, else ``additionalProperties`` (a map's values)."""
+    patterns = node.get("patternProperties")
+    if isinstance(patterns, dict):
+        for pattern, sub in patterns.items():
+            try:
+                if re.search(pattern, name):
+                    return sub
+            except re.error:
+                continue
+    extra = node.get("additionalProperties")
+    return extra if isinstance(extra, dict) else None
 
 
 def restore_optional(data: Any, schema: dict[str, Any]) -> Any:

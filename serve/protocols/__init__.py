@@ -5,7 +5,9 @@ router                      routes                                models
 ==========================  ====================================  =============================
 :mod:`.native`              ``POST /v1/extract``                  :mod:`.native_models`
 :mod:`.openai`              ``POST /v1/chat/completions``         :mod:`.openai_models`
-:mod:`.tgi`                 ``POST /generate``                    :mod:`.tgi_models`
+:mod:`.completions`         ``POST /v1/completions``              :mod:`.completions_models`
+:mod:`.tgi`                 ``POST /``, ``/generate``,            :mod:`.tgi_models`
+                            ``/generate_stream``, ``GET /info``
 :mod:`.service`             ``/healthz``, ``/metrics``,           (in :mod:`.native_models`)
                             ``/v1/models``, ``/v1/tasks``
 ==========================  ====================================  =============================

@@ -13,6 +13,8 @@ from serve.deadline import Deadline
 from serve.errors import ApiError, invalid_request
 
 if TYPE_CHECKING:
+    from docextract.results import ExtractionResult
+    from docextract.tasks import TaskSpec
     from serve.config import ServedModel
     from serve.ingress import Ingress
 
@@ -24,8 +26,16 @@ __all__ = [
     "request_deadline",
     "served_for",
     "sse",
+    "DocextractInfo",
+    "VALID_HEADER",
+    "docextract_info",
+    "with_docextract",
+    "schema_task",
     "task_name",
 ]
+
+#: The response header that says whether a non-streamed answer conforms to its schema.
+VALID_HEADER = "x-docextract-valid"
 
 #: Where a route records the model it served, for the metrics' ``model`` label.
 MODEL_STATE_KEY = "docextract_model"
@@ -91,3 +101,68 @@ def task_name(schema: dict[str, Any]) -> str:
 
     title = schema.get("title") if isinstance(schema.get("title"), str) else ""
     return task_slug(title)
+
+
+async def schema_task(
+    request: Request,
+    served: ServedModel,
+    schema: dict[str, Any] | None,
+    deadline: Deadline,
+    *,
+    what: str,
+    kind: str = "schema_required",
+) -> TaskSpec | None:
+    """The task of an inline schema (checked once, then cached), or None for free text.
+
+    Raises:
+        ApiError: 400 (``kind``) without a schema when the service sets ``require_schema``.
+    """
+    import json
+
+    from docextract.tasks import task_from_schema
+
+    ingress = ingress_of(request)
+    if schema is None:
+        if ingress.config.limits.require_schema:
+            raise ApiError(400, f"this service answers JSON under a schema: give {what}", kind=kind, param=what)
+        return None
+    backend = served.structured_output_backend
+    key = ("schema", json.dumps(schema, sort_keys=True), None, task_name(schema), backend)
+    return await deadline.run(
+        ingress.task(key, lambda: task_from_schema(schema, name=task_name(schema), backend=backend))
+    )
+
+
+class DocextractInfo(BaseModel):
+    """docextract's addition to OpenAI and TGI answers (clients ignore unknown fields): whether
+    the answer conforms to its schema (``valid`` null for free text), why not, the backend that
+    constrained it, and the schema keywords the grammar left to the check after generation."""
+
+    valid: bool | None
+    errors: list[dict[str, str]]
+    backend: str | None
+    validated_after: list[str] = []
+    confidence: dict[str, float] | None = None
+    min_confidence: float | None = None
+    review: list[str] = []
+
+
+def docextract_info(result: ExtractionResult, served: ServedModel, constrained: bool) -> DocextractInfo:
+    return DocextractInfo(
+        valid=result.valid if constrained else None,
+        errors=[e.model_dump() for e in result.errors],
+        backend=(result.backend or served.structured_output_backend) if constrained else None,
+        validated_after=list(result.validated_after) if constrained else [],
+        confidence=result.confidence,
+        min_confidence=result.min_confidence,
+        review=list(result.review),
+    )
+
+
+def with_docextract(answer: BaseModel, extra: DocextractInfo | None) -> dict[str, Any]:
+    """``answer`` as JSON without its unset fields, but with the whole ``docextract`` object (its
+    nulls, ``valid: null`` for free text, say something)."""
+    body = answer.model_dump(mode="json", exclude_none=True)
+    if extra is not None:
+        body["docextract"] = extra.model_dump(mode="json") if isinstance(extra, BaseModel) else extra
+    return body

@@ -37,7 +37,9 @@ async def extract(request: Request) -> ExtractResponse:
         form = await request.form(max_files=1, max_fields=16)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
-            raise ApiError(400, 'multipart requests need the document as a file part named "file"', kind="invalid_request")
+            raise ApiError(
+                400, 'multipart requests need the document as a file part named "file"', kind="invalid_request"
+            )
         options = parse_options({k: v for k, v in form.items() if k != "file"})
         served = served_for(request, options.model)
         content = await upload.read()
@@ -56,7 +58,9 @@ async def extract(request: Request) -> ExtractResponse:
         )
     assert isinstance(options, ExtractOptions)
     task = await deadline.run(
-        ingress.extraction_task(served, task=options.task, json_schema=options.json_schema, instructions=options.instructions)
+        ingress.extraction_task(
+            served, task=options.task, json_schema=options.json_schema, instructions=options.instructions
+        )
     )
     document, preprocess_s = await deadline.run(
         ingress.load_document(served, content, name=name, media_type=content_type, pages=options.pages)

@@ -12,10 +12,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from serve.errors import ApiError, error_body
-from serve.protocols.common import ingress_of, json_body, request_deadline, served_for, sse
+from serve.protocols.common import (
+    VALID_HEADER,
+    docextract_info,
+    ingress_of,
+    json_body,
+    request_deadline,
+    served_for,
+    sse,
+)
 from serve.protocols.openai_models import (
     AssistantMessage,
     ChatCompletionChunk,
@@ -29,6 +37,7 @@ from serve.protocols.openai_models import (
     answer_content,
     chat_messages,
     completion_id,
+    openai_logprobs,
     response_task,
 )
 
@@ -40,7 +49,7 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.post("/v1/chat/completions", response_model=None)
-async def chat_completions(request: Request) -> ChatCompletionResponse | StreamingResponse:
+async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
     ingress = ingress_of(request)
     deadline = request_deadline(request)
     body: ChatCompletionRequest = await json_body(request, ChatCompletionRequest)
@@ -48,57 +57,79 @@ async def chat_completions(request: Request) -> ChatCompletionResponse | Streami
     backend = served.structured_output_backend
     fmt = body.response_format
     key = ("response_format", fmt.model_dump_json(by_alias=True) if fmt else None, backend)
-    task = await deadline.run(ingress.task(key, lambda: response_task(fmt, backend)))
+    require = ingress.config.limits.require_schema
+    task = await deadline.run(ingress.task(key, lambda: response_task(fmt, backend, require_schema=require)))
     messages, refs = chat_messages(body.messages)
     cid, created = completion_id()
     extraction = await ingress.chat_request(
         served, task, messages, refs, body.sampling_overrides(), deadline, source="chat", request_id=cid
     )
+    if body.logprobs:
+        extraction = extraction.model_copy(update={"logprobs": True, "top_logprobs": body.top_logprobs or 0})
+    constrained = task is not None
     if not body.stream:
         result = await ingress.run(served, extraction, deadline)
-        return ChatCompletionResponse(
+        content = answer_content(result.raw_text, result.data, result.valid) if constrained else result.raw_text
+        extra = docextract_info(result, served, constrained)
+        answer = ChatCompletionResponse(
             id=cid,
             created=created,
             model=served.model_name,
             choices=[
                 Choice(
-                    message=AssistantMessage(content=answer_content(result.raw_text, result.data, result.valid)),
+                    message=AssistantMessage(content=content),
                     finish_reason=result.finish_reason,
+                    logprobs=openai_logprobs(result.tokens) if body.logprobs else None,
                 )
             ],
             usage=UsageOut.of(result.usage),
+            docextract=extra,
         )
+        headers = {VALID_HEADER: str(extra.valid).lower()} if extra.valid is not None else {}
+        return JSONResponse(answer.model_dump(mode="json"), headers=headers)
     deltas = await ingress.run_stream(served, extraction, deadline)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-    def chunk(delta: Delta, finish_reason: str | None = None) -> str:
+    def chunk(delta: Delta, finish_reason: str | None = None, tokens: list | None = None) -> str:
+        logprobs = openai_logprobs(tokens) if body.logprobs and tokens is not None else None
         return sse(
             ChatCompletionChunk(
                 id=cid,
                 created=created,
                 model=served.model_name,
-                choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)],
+                choices=[ChunkChoice(delta=delta, finish_reason=finish_reason, logprobs=logprobs)],
             )
         )
 
     async def events() -> AsyncIterator[str]:
-        strict = StrictJsonStream()
+        strict = StrictJsonStream() if constrained else None
         result = None
         yield chunk(Delta(role="assistant", content=""))
         try:
             async for delta in deltas:
-                content = strict.feed(delta.text)
-                if content:
-                    yield chunk(Delta(content=content))
+                content = strict.feed(delta.text) if strict is not None else delta.text
+                if content or (body.logprobs and delta.tokens):
+                    yield chunk(Delta(content=content), tokens=delta.tokens)
                 result = delta.result or result
         except ApiError as exc:
             yield sse(error_body(exc.status, exc.message, exc.kind))
             yield "data: [DONE]\n\n"
             return
         finish_reason = result.finish_reason if result else None
-        yield chunk(Delta(), finish_reason or "stop")
+        last = ChatCompletionChunk(
+            id=cid,
+            created=created,
+            model=served.model_name,
+            choices=[ChunkChoice(delta=Delta(), finish_reason=finish_reason or "stop")],
+            docextract=docextract_info(result, served, constrained) if result is not None else None,
+        )
+        yield sse(last)
         if result is not None and include_usage:
-            yield sse(ChatCompletionChunk(id=cid, created=created, model=served.model_name, choices=[], usage=UsageOut.of(result.usage)))
+            yield sse(
+                ChatCompletionChunk(
+                    id=cid, created=created, model=served.model_name, choices=[], usage=UsageOut.of(result.usage)
+                )
+            )
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)

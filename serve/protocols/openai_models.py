@@ -2,10 +2,10 @@
 
 Choices (each where a client would look for it):
 
-* **A schema is required.** The service's promise is JSON under a schema, so
-  ``response_format`` must be ``json_schema`` (checked with the project's
-  schema checks, 422 when unsupported) or ``json_object`` (any JSON object);
-  ``text`` or none is a 400 that says so. The engine enforces the same derived
+* **A schema is enforced when given.** ``response_format`` ``json_schema`` (checked
+  with the project's schema checks, 422 when unsupported) or ``json_object`` (any JSON
+  object) constrains the answer; ``text`` or none generates free text (no validity
+  claimed), unless the service sets ``require_schema``, which makes it a 400. The engine enforces the same derived
   schema as ``/v1/extract`` (optional properties become nullable, see
   :mod:`docextract.schema.transform`).
 * **Content is strict JSON.** A non-streamed answer that validates is the
@@ -24,7 +24,8 @@ Choices (each where a client would look for it):
   (:meth:`ExtractionEngine.prompt_for`).
 * **Unknown parameters are ignored**, as OpenAI-compatible servers commonly
   do, except those whose silent loss would change the answer: ``n`` > 1,
-  ``tools``, ``logprobs`` are refused.
+  ``tools`` are refused. ``logprobs``/``top_logprobs`` return OpenAI's shape
+  (:func:`openai_logprobs`); the per-field confidence is in the ``docextract`` object.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "ChatCompletionChunk",
     "StrictJsonStream",
     "chat_messages",
+    "openai_logprobs",
     "response_task",
 ]
 
@@ -132,7 +134,8 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = None
     n: int = Field(default=1, ge=1, description="Choices per request; only 1 is supported.")
     tools: list[Any] | None = Field(default=None, description="Tool calls are not supported.")
-    logprobs: bool | None = Field(default=None, description="Log probabilities are not returned.")
+    logprobs: bool | None = Field(default=None, description="Return each token's log-probability (OpenAI's shape).")
+    top_logprobs: int | None = Field(default=None, ge=0, le=20, description="With logprobs: alternatives per token.")
 
     @model_validator(mode="after")
     def _refuse_what_would_be_lost(self) -> ChatCompletionRequest:
@@ -140,8 +143,8 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("n must be 1: one choice per request")
         if self.tools:
             raise ValueError("tools (function calling) are not supported; ask for JSON with response_format")
-        if self.logprobs:
-            raise ValueError("logprobs are not supported")
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
         return self
 
     def sampling_overrides(self) -> dict[str, Any]:
@@ -180,7 +183,7 @@ class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: dict[str, Any] | None = None
 
 
 class ChatCompletionResponse(BaseModel):
@@ -190,6 +193,7 @@ class ChatCompletionResponse(BaseModel):
     model: str
     choices: list[Choice]
     usage: UsageOut
+    docextract: Any = Field(default=None, description="docextract's addition: validity of the answer.")
 
 
 class Delta(BaseModel):
@@ -201,7 +205,7 @@ class ChunkChoice(BaseModel):
     index: int = 0
     delta: Delta
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: dict[str, Any] | None = None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -211,6 +215,20 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: UsageOut | None = None
+    docextract: Any = Field(default=None, description="On the last chunk: validity of the whole answer.")
+
+
+def openai_logprobs(tokens: list[Any] | None) -> dict[str, Any] | None:
+    """Tokens (:class:`~docextract.results.TokenInfo`) as OpenAI's ``choices[].logprobs``."""
+    if tokens is None:
+        return None
+
+    def entry(token: Any) -> dict[str, Any]:
+        # A token the grammar forbids has probability 0 (-inf), which JSON cannot carry: OpenAI's -9999.
+        logprob = token.logprob if token.logprob is not None and token.logprob > -9999.0 else -9999.0
+        return {"token": token.text, "logprob": logprob, "bytes": list(token.text.encode("utf-8"))}
+
+    return {"content": [{**entry(t), "top_logprobs": [entry(a) for a in t.top or []]} for t in tokens]}
 
 
 def completion_id() -> tuple[str, int]:
@@ -220,14 +238,16 @@ def completion_id() -> tuple[str, int]:
 # --- translation ----------------------------------------------------------------------------
 
 
-def response_task(fmt: ResponseFormat | None, backend: str) -> TaskSpec:
-    """The task (schema, checked for ``backend``) a ``response_format`` asks for.
+def response_task(fmt: ResponseFormat | None, backend: str, *, require_schema: bool = False) -> TaskSpec | None:
+    """The task (schema, checked for ``backend``) a ``response_format`` asks for; None for free text.
 
     Raises:
-        ApiError: 400 when there is no schema to enforce.
+        ApiError: 400 without a schema when the service requires one (``require_schema``).
         SchemaError: the schema is invalid or unsupported (422).
     """
     if fmt is None or fmt.type == "text":
+        if not require_schema:
+            return None
         raise ApiError(
             400,
             "this service answers JSON under a schema: set response_format to "

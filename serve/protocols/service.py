@@ -43,5 +43,7 @@ async def tasks(request: Request) -> list[TaskInfo]:
     out = []
     for name in builtin_task_names():
         task = await ingress.extraction_task(served, task=name, json_schema=None, instructions=None)
-        out.append(TaskInfo(**task.model_dump(include={"name", "version", "description", "instructions", "json_schema"})))
+        out.append(
+            TaskInfo(**task.model_dump(include={"name", "version", "description", "instructions", "json_schema"}))
+        )
     return out

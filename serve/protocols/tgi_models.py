@@ -5,11 +5,12 @@ TGI's vision models take images as markdown inside ``inputs``
 ``parameters.grammar = {"type": "json", "value": schema}``. Here the text and
 images of ``inputs`` become one user message rendered with the model's own
 chat template (TGI feeds ``inputs`` raw; a chat template is what the model was
-trained on), and the grammar is required, as on every route of this service:
-``regex`` grammars are refused (400). Answers ``{"generated_text": ...}`` with
-the same strict-JSON content rules as the chat route
-(:func:`serve.protocols.openai_models.answer_content`), and ``details`` (finish reason,
-token counts) when asked for.
+trained on). Without a grammar the model writes free text (no validity claimed), unless
+the service sets ``require_schema``; ``regex`` grammars are refused (400). Answers
+``{"generated_text": ...}`` with the same strict-JSON content rules as the chat route
+(:func:`serve.protocols.openai_models.answer_content`), ``details`` (finish reason, token
+counts, each token with its log-probability) when asked for, and docextract's
+``docextract`` object (validity) beside them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,18 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from docextract.errors import SchemaError
 from serve.errors import ApiError
 
-__all__ = ["TgiRequest", "TgiResponse", "split_markdown_images", "tgi_messages"]
+__all__ = [
+    "TgiDetails",
+    "TgiInfo",
+    "TgiRequest",
+    "TgiResponse",
+    "TgiStreamDetails",
+    "TgiStreamEvent",
+    "TgiToken",
+    "split_markdown_images",
+    "tgi_finish_reason",
+    "tgi_messages",
+]
 
 #: ``![alt](target)``; a target has no whitespace or ``)`` (base64 and data URIs never do).
 MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(\s*([^)\s]+)\s*\)")
@@ -47,16 +59,22 @@ class TgiGrammar(BaseModel):
 
 
 class TgiParameters(BaseModel):
+    """The ``parameters`` TGI clients send; unknown ones are ignored, as TGI's own router does."""
+
     model_config = ConfigDict(extra="ignore")
 
     grammar: TgiGrammar | None = None
     max_new_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
     repetition_penalty: float | None = Field(default=None, gt=0, le=2)
+    stop: list[str] | None = Field(default=None, max_length=8)
     seed: int | None = None
     do_sample: bool = False
     details: bool = False
+    return_full_text: bool | None = False
+    best_of: int | None = Field(default=None, ge=1, le=1, description="One sequence per request.")
 
     def sampling_overrides(self) -> dict[str, Any]:
         values = {
@@ -64,8 +82,10 @@ class TgiParameters(BaseModel):
             # TGI samples only with do_sample; otherwise it decodes greedily, whatever the temperature.
             "temperature": (self.temperature if self.temperature is not None else 1.0) if self.do_sample else 0.0,
             "top_p": self.top_p,
+            "top_k": self.top_k,
             "repetition_penalty": self.repetition_penalty,
             "seed": self.seed,
+            "stop": self.stop or None,
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -78,16 +98,18 @@ class TgiRequest(BaseModel):
     stream: bool = False
     model: str | None = Field(default=None, description="docextract addition: a served model name.")
 
-    def grammar_schema(self) -> dict[str, Any]:
-        """The JSON Schema of ``parameters.grammar`` (400 without one, 422 if not an object)."""
+    def grammar_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema of ``parameters.grammar``: None without a grammar (free text), 400 for a
+        grammar type this service does not enforce, 422 when the value is not a schema object."""
         grammar = self.parameters.grammar
-        if grammar is None or grammar.type not in ("json", "json_object"):
-            got = "none" if grammar is None else f"a {grammar.type!r} grammar"
+        if grammar is None:
+            return None
+        if grammar.type not in ("json", "json_object"):
             raise ApiError(
                 400,
-                f'this service answers JSON under a schema: give parameters.grammar = {{"type": "json", "value": '
-                f"<JSON Schema>}} (got {got})",
-                kind="grammar_required",
+                f'{grammar.type!r} grammars are not supported: give parameters.grammar = {{"type": "json", "value": '
+                "<JSON Schema>}, or no grammar for free text",
+                kind="unsupported_grammar",
                 param="parameters.grammar",
             )
         if not isinstance(grammar.value, dict):
@@ -97,16 +119,64 @@ class TgiRequest(BaseModel):
         return grammar.value
 
 
+class TgiToken(BaseModel):
+    id: int
+    text: str
+    logprob: float
+    special: bool = False
+
+
 class TgiDetails(BaseModel):
     finish_reason: str
     generated_tokens: int
-    prompt_tokens: int
     seed: int | None = None
+    prefill: list[TgiToken] = Field(default_factory=list)
+    tokens: list[TgiToken] = Field(default_factory=list)
+    prompt_tokens: int = Field(description="docextract addition: tokens in the prompt, images included.")
 
 
 class TgiResponse(BaseModel):
     generated_text: str
     details: TgiDetails | None = None
+    docextract: Any = None
+
+
+class TgiStreamDetails(BaseModel):
+    finish_reason: str
+    generated_tokens: int
+    input_length: int
+    seed: int | None = None
+
+
+class TgiStreamEvent(BaseModel):
+    """One server-sent event of ``/generate_stream``: a token; the last one also the whole text."""
+
+    index: int
+    token: TgiToken
+    generated_text: str | None = None
+    details: TgiStreamDetails | None = None
+    docextract: Any = None
+
+
+class TgiInfo(BaseModel):
+    """``GET /info`` as TGI clients read it (fields TGI has and docextract cannot know are null)."""
+
+    model_id: str
+    model_sha: str | None = None
+    model_dtype: str
+    model_device_type: str
+    model_pipeline_tag: str = "image-text-to-text"
+    max_concurrent_requests: int
+    max_best_of: int = 1
+    max_stop_sequences: int = 8
+    max_input_tokens: int | None
+    max_total_tokens: int | None
+    validation_workers: int = 1
+    max_client_batch_size: int = 1
+    router: str = "docextract"
+    version: str
+    sha: str | None = None
+    docker_label: str | None = None
 
 
 def split_markdown_images(inputs: str) -> list[tuple[Literal["text", "image"], str]]:

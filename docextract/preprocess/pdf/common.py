@@ -59,15 +59,19 @@ class RenderedPage:
     page_number: int
     image: Image.Image
     renderer: str
+    #: One uniform colour in every renderer tried (see :func:`~docextract.preprocess.pdf.api.iter_pdf_pages`).
+    blank: bool = False
 
 
 class RenderFailed(Exception):
     """A renderer's failure, before "auto" decides whether to try the other."""
 
-    def __init__(self, kind: str, reason: str) -> None:
+    def __init__(self, kind: str, reason: str, *, count: int | None = None) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
+        #: The page count the renderer read, for ``too_many_pages`` (checked before it is believed).
+        self.count = count
 
 
 @dataclass(frozen=True)
@@ -79,18 +83,26 @@ class RenderRequest:
     dpi: float
     max_pages: int | None
     max_page_pixels: int | None
+    #: Pages another renderer already returned: selected and counted against the limit, not rendered.
+    done: tuple[int, ...] = ()
 
 
 # --- shared checks ----------------------------------------------------------
 
 
-def select_pages(count: int, pages: list[int] | None, max_pages: int | None) -> list[int]:
-    """The 1-based pages to render."""
+def select_pages(count: int, pages: list[int] | None, max_pages: int | None, done: tuple[int, ...] = ()) -> list[int]:
+    """The 1-based pages to render, less those ``done``."""
+    selected = _select(count, pages, max_pages)
+    return [p for p in selected if p not in done] if done else selected
+
+
+def _select(count: int, pages: list[int] | None, max_pages: int | None) -> list[int]:
     if pages is None:
         if max_pages is not None and count > max_pages:
             raise RenderFailed(
                 "too_many_pages",
                 f"has {count} pages, more than the limit of {max_pages}; select at most {max_pages} pages to render",
+                count=count,
             )
         return list(range(1, count + 1))
     if not pages:

@@ -61,48 +61,69 @@ _PDFIUM_LOAD_ERRORS = {
 }
 
 
-def render_pdfium(request: RenderRequest, deadline: float) -> list[RenderedPage] | int:
+def render_pdfium(request: RenderRequest, deadline: float) -> Iterator[RenderedPage] | int:
+    """The page count (``op == "count"``), or the pages as they arrive from the worker: the
+    caller holds one page while the worker renders the next, never the whole document."""
+    if request.op == "count":
+        session = _pdfium_session(request, deadline)
+        try:
+            count = next(session)
+        finally:
+            session.close()  # returns the worker now, not when the generator is collected
+        assert isinstance(count, int)
+        return count
+    return _pdfium_session(request, deadline)  # type: ignore[return-value]
+
+
+def _pdfium_session(request: RenderRequest, deadline: float) -> Iterator[RenderedPage | int]:
     started = time.monotonic()
     worker = _checkout_worker()
     # Starting a worker is this process's overhead, not the document's time.
     deadline += time.monotonic() - started
     try:
-        return _pdfium_exchange(worker, request, deadline)
+        yield from _pdfium_exchange(worker, request, deadline)
     finally:
         _checkin_worker(worker)
 
 
-def _pdfium_exchange(worker: _PdfiumWorker, request: RenderRequest, deadline: float) -> list[RenderedPage] | int:
+def _pdfium_exchange(worker: _PdfiumWorker, request: RenderRequest, deadline: float) -> Iterator[RenderedPage | int]:
     header = {
         "op": request.op,
         "path": request.path,
         "pages": request.pages,
+        "done": list(request.done),
         "dpi": request.dpi,
         "max_pages": request.max_pages,
         "max_page_pixels": request.max_page_pixels,
     }
     # Until the worker's last reply for this request is read, the pipe is
-    # mid-conversation: whatever ends the exchange early must kill the worker.
+    # mid-conversation: whatever ends the exchange early (an error, or a caller that
+    # stops reading pages) must kill the worker.
     in_sync = False
     try:
         worker.send(header, request.data or b"")
-        rendered: list[RenderedPage] = []
         while True:
             reply, payload = worker.receive(deadline)
             if reply["type"] == "count" and request.op == "count":
                 in_sync = True
-                return int(reply["count"])
+                yield int(reply["count"])
+                return
             if reply["type"] == "page":
                 size = (int(reply["width"]), int(reply["height"]))
                 check_page_size(int(reply["number"]), size, float(reply["dpi"]))
                 image = Image.frombytes("RGB", size, payload, "raw", "RGB", int(reply["stride"]))
-                rendered.append(RenderedPage(int(reply["number"]), image, "pdfium"))
+                del payload
+                page = RenderedPage(int(reply["number"]), image, "pdfium")
+                del image
+                yield page
+                # The caller is done with this page: hold no reference while the next arrives.
+                del page
             elif reply["type"] == "done":
                 in_sync = True
-                return rendered
+                return
             elif reply["type"] == "error":
                 in_sync = True
-                raise RenderFailed(reply["kind"], reply["message"])
+                raise RenderFailed(reply["kind"], reply["message"], count=reply.get("count"))
     except TimeoutError:
         raise RenderFailed("render_timeout", "rendering took longer than the time limit") from None
     except (EOFError, OSError, ValueError) as exc:
@@ -288,11 +309,13 @@ def pdfium_worker_main() -> None:
             for reply, pixels in _pdfium_job(pdfium, pdfium_c, header, payload):
                 _write_frame(reply_fd, reply, pixels)
         except RenderFailed as exc:
-            _write_frame(reply_fd, {"type": "error", "kind": exc.kind, "message": exc.reason})
+            _write_frame(reply_fd, {"type": "error", "kind": exc.kind, "message": exc.reason, "count": exc.count})
         except MemoryError:
             _write_frame(reply_fd, {"type": "error", "kind": "corrupt_pdf", "message": "rendering ran out of memory"})
         except Exception as exc:  # noqa: BLE001 - any pdfium failure is this file's fault
-            _write_frame(reply_fd, {"type": "error", "kind": "corrupt_pdf", "message": f"pdfium failed: {exc}"})
+            # pdfium's own words ("Failed to load page") name no cause a user can act on.
+            message = f"not a PDF or corrupted ({type(exc).__name__})"
+            _write_frame(reply_fd, {"type": "error", "kind": "corrupt_pdf", "message": message})
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:
@@ -324,8 +347,14 @@ def _pdfium_job(
         yield {"type": "count", "count": count}, b""
         if req["op"] == "count":
             return
-        for number in select_pages(count, req["pages"], req["max_pages"]):
-            page = doc[number - 1]
+        for number in select_pages(count, req["pages"], req["max_pages"], tuple(req.get("done") or ())):
+            try:
+                page = doc[number - 1]
+            except pdfium.PdfiumError:
+                # A page tree that loops or points nowhere: counted pages that cannot be found.
+                raise RenderFailed(
+                    "corrupt_pdf", f"damaged page tree: page {number} of the {count} it lists cannot be found"
+                ) from None
             try:
                 width_pt, height_pt = page.get_size()
                 dpi = page_dpi(width_pt, height_pt, req["dpi"], req["max_page_pixels"])

@@ -39,41 +39,57 @@ _STDERR_HEAD = 32 * 1024
 _STDERR_TAIL = 4 * 1024
 
 
-def render_poppler(request: RenderRequest, deadline: float) -> list[RenderedPage] | int:
+def render_poppler(request: RenderRequest, deadline: float) -> Iterator[RenderedPage] | int:
+    """The page count (``op == "count"``), or the pages one at a time (pdftoppm writes a run of
+    pages to a temporary folder; each is read, deleted and handed over before the next is read)."""
     if shutil.which("pdftoppm") is None or shutil.which("pdfinfo") is None:
         raise RenderFailed("renderer_unavailable", "poppler is not installed (pdftoppm and pdfinfo not found)")
-    with tempfile.TemporaryDirectory(prefix="docextract-pdf-") as tmp:
-        path = request.path
-        if path is None:
-            path = os.path.join(tmp, "input.pdf")
-            with open(path, "wb") as f:
-                f.write(request.data or b"")
-        if request.op == "count":
-            last = 1
-        elif request.pages:
-            last = max(request.pages)
-        else:
-            last = request.max_pages + 1 if request.max_pages is not None else 1_000_000
-        # -l bounds the per-page size lines pdfinfo prints for a long document.
-        rc, out, err = _run_bounded(["pdfinfo", "-f", "1", "-l", str(last), path], deadline)
-        if rc != 0:
-            raise _poppler_failure(rc, err)
-        info = out.decode("utf-8", "replace")
-        match = re.search(r"^Pages:\s+(\d+)", info, re.M)
-        count = int(match.group(1)) if match else 0
-        if count < 1:
-            raise RenderFailed("no_pages", "the document has no pages")
-        if request.op == "count":
+    if request.op == "count":
+        with tempfile.TemporaryDirectory(prefix="docextract-pdf-") as tmp:
+            count, _ = _pdfinfo(request, _input_path(request, tmp), deadline)
             return count
-        selected = select_pages(count, request.pages, request.max_pages)
+    return _poppler_pages(request, deadline)
+
+
+def _input_path(request: RenderRequest, tmp: str) -> str:
+    if request.path is not None:
+        return request.path
+    path = os.path.join(tmp, "input.pdf")
+    with open(path, "wb") as f:
+        f.write(request.data or b"")
+    return path
+
+
+def _pdfinfo(request: RenderRequest, path: str, deadline: float) -> tuple[int, str]:
+    if request.op == "count":
+        last = 1
+    elif request.pages:
+        last = max(request.pages)
+    else:
+        last = request.max_pages + 1 if request.max_pages is not None else 1_000_000
+    # -l bounds the per-page size lines pdfinfo prints for a long document.
+    rc, out, err = _run_bounded(["pdfinfo", "-f", "1", "-l", str(last), path], deadline)
+    if rc != 0:
+        raise _poppler_failure(rc, err)
+    info = out.decode("utf-8", "replace")
+    match = re.search(r"^Pages:\s+(\d+)", info, re.M)
+    count = int(match.group(1)) if match else 0
+    if count < 1:
+        raise RenderFailed("no_pages", "the document has no pages")
+    return count, info
+
+
+def _poppler_pages(request: RenderRequest, deadline: float) -> Iterator[RenderedPage]:
+    with tempfile.TemporaryDirectory(prefix="docextract-pdf-") as tmp:
+        path = _input_path(request, tmp)
+        count, info = _pdfinfo(request, path, deadline)
+        selected = select_pages(count, request.pages, request.max_pages, request.done)
         sizes = {
             int(n): (float(w), float(h))
             for n, w, h in re.findall(r"^Page\s+(\d+) size:\s+([\d.]+) x ([\d.]+)", info, re.M)
         }
-        rendered = []
         for first, last, dpi in _poppler_runs(selected, sizes, request):
-            rendered += _pdftoppm(path, first, last, dpi, tmp, deadline)
-        return rendered
+            yield from _pdftoppm(path, first, last, dpi, tmp, deadline)
 
 
 def _poppler_runs(
@@ -94,39 +110,51 @@ def _poppler_runs(
         yield tuple(run)  # type: ignore[misc]
 
 
-def _pdftoppm(path: str, first: int, last: int, dpi: float, tmp: str, deadline: float) -> list[RenderedPage]:
+def _pdftoppm(path: str, first: int, last: int, dpi: float, tmp: str, deadline: float) -> Iterator[RenderedPage]:
     root = os.path.join(tmp, f"p{first}")
     args = ["pdftoppm", "-r", f"{dpi:g}", "-cropbox", "-f", str(first), "-l", str(last), path, root]
     rc, _, err = _run_bounded(args, deadline)
     if rc != 0:
         raise _poppler_failure(rc, err)
     files = {int(m.group(1)): f for f in os.listdir(tmp) if (m := re.fullmatch(rf"p{first}-0*(\d+)\.ppm", f))}
-    pages = []
     for number in range(first, last + 1):
         if number not in files:
-            raise RenderFailed("corrupt_pdf", f"page {number} could not be rendered")
-        file = os.path.join(tmp, files[number])
+            raise RenderFailed("corrupt_pdf", f"damaged page tree: page {number} could not be rendered")
+        file = os.path.join(tmp, files.pop(number))
         with Image.open(file, formats=["PPM"]) as img:
             img.load()
             image = img.convert("RGB") if img.mode != "RGB" else img.copy()
-        os.unlink(file)  # keeps the temp dir at one page at a time
+        os.unlink(file)
         check_page_size(number, image.size, dpi)
-        pages.append(RenderedPage(number, image, "poppler"))
-    return pages
+        page = RenderedPage(number, image, "poppler")
+        del image
+        yield page
+        del page  # hold no full-size page while the next is read
+
+
+#: poppler's stderr lines -> the cause they mean, in words a user can act on. Its own lines
+#: ("Command Line Error: Wrong page range given...") describe its command line, not the file.
+_POPPLER_CAUSES = (
+    ("Incorrect password", "encrypted_pdf", "encrypted: a password is needed to open it"),
+    ("Invalid page count 0", "no_pages", "the document has no pages"),
+    ("Wrong page range", "corrupt_pdf", "damaged page tree: the pages it lists cannot be found"),
+    ("Couldn't find trailer", "corrupt_pdf", "not a PDF or corrupted (no trailer)"),
+    ("Couldn't read xref", "corrupt_pdf", "not a PDF or corrupted (unreadable cross-reference table)"),
+    ("May not be a PDF", "corrupt_pdf", "not a PDF (no PDF header)"),
+)
 
 
 def _poppler_failure(rc: int, stderr: bytes) -> RenderFailed:
     """Map a poppler exit to a failure. Exit codes do not separate a wrong
-    password from a broken file (both 1), so the message has to."""
-    lines = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    if any("Incorrect password" in line for line in lines):
-        return RenderFailed("encrypted_pdf", "encrypted: a password is needed to open it")
-    if any("Invalid page count 0" in line for line in lines):
-        return RenderFailed("no_pages", "the document has no pages")
+    password from a broken file (both 1), so the message has to; the message
+    never quotes poppler's own text."""
+    text = stderr.decode("utf-8", "replace")
+    for needle, kind, reason in _POPPLER_CAUSES:
+        if needle in text:
+            return RenderFailed(kind, reason)
     if rc == 3:
         return RenderFailed("encrypted_pdf", "encrypted: permissions forbid rendering it")
-    detail = lines[-1] if lines else f"exit status {rc}"
-    return RenderFailed("corrupt_pdf", f"not a PDF or corrupted ({detail[:200]})")
+    return RenderFailed("corrupt_pdf", f"not a PDF or corrupted (poppler exit status {rc})")
 
 
 def _run_bounded(args: list[str], deadline: float) -> tuple[int, bytes, bytes]:
