@@ -183,12 +183,17 @@ def generation_window(parts: list[Path]) -> tuple[int, float | None]:
 
 def count_results(parts: list[Path]) -> dict[str, Any]:
     """Counts over the result rows in ``parts`` (what the summary reports as the output)."""
-    rows = valid = errors = prompt_tokens = completion_tokens = 0
+    rows = valid = errors = prompt_tokens = completion_tokens = review_rows = review_fields = 0
     ids: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     columns = ["image_id", "valid", "error_kind", "prompt_tokens", "completion_tokens"]
     for part in parts:
         t = pq.read_table(part, columns=columns)
+        # Parts written before confidence existed have no review column.
+        if "review" in pq.read_schema(part).names:
+            for paths in pq.read_table(part, columns=["review"]).column(0).to_pylist():
+                review_rows += bool(paths)
+                review_fields += len(paths or [])
         rows += t.num_rows
         ids.update(t.column("image_id").to_pylist())
         for ok, kind, p, c in zip(*(t.column(n).to_pylist() for n in columns[1:]), strict=True):
@@ -208,4 +213,6 @@ def count_results(parts: list[Path]) -> dict[str, Any]:
         "duplicate_ids": sum(n - 1 for n in ids.values() if n > 1),
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
+        "review_rows": review_rows,
+        "review_fields": review_fields,
     }

@@ -185,6 +185,8 @@ def run_pipeline(
         errors=total["errors"],
         error_kinds=total["error_kinds"],
         duplicate_ids=total["duplicate_ids"],
+        review_rows=total["review_rows"],
+        review_fields=total["review_fields"],
         prompt_tokens=total["prompt_tokens"],
         completion_tokens=total["completion_tokens"],
         images_per_s=run.images_per_s,

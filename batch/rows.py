@@ -79,6 +79,11 @@ _RESULT_FIELDS = [
     # ([{"path", "values", "pages", "chosen"}]); null for per-page rows.
     ("sources", pa.string()),
     ("conflicts", pa.string()),
+    # Per-field confidence (docextract.confidence) as JSON {path: score}, its lowest value, and the
+    # paths under the review threshold; null where no answer was scored.
+    ("confidence", pa.string()),
+    ("min_confidence", pa.float64()),
+    ("review", pa.list_(pa.string())),
 ]
 
 

@@ -55,6 +55,8 @@ class JobSummary(BaseModel):
     errors: int
     error_kinds: dict[str, int]
     duplicate_ids: int
+    review_rows: int = Field(default=0, description="Rows with at least one field under the review threshold.")
+    review_fields: int = Field(default=0, description="Fields under the review threshold, over all rows.")
     prompt_tokens: int
     completion_tokens: int
     images_per_s: float
@@ -65,7 +67,8 @@ class JobSummary(BaseModel):
     def one_line(self) -> str:
         resumed = f", {self.run.resumed_rows} already done" if self.run.resumed_rows else ""
         return (
-            f"{self.rows} rows ({self.valid} valid, {self.invalid} invalid, {self.errors} errors){resumed}; "
+            f"{self.rows} rows ({self.valid} valid, {self.invalid} invalid, {self.errors} errors), "
+            f"{self.review_rows} to review{resumed}; "
             f"this run: {self.run.rows} rows in {self.wall_s:.1f} s, {self.images_per_s:.2f} images/s, "
             f"{self.tokens_per_s:.0f} tokens/s -> {self.output}"
         )

@@ -142,3 +142,17 @@ def test_the_drivers_thread_count_is_not_forwarded_to_engines(monkeypatch):
     monkeypatch.setenv("VLLM_LOGGING_LEVEL", "WARNING")
     env = forwarded_env()
     assert "OMP_NUM_THREADS" not in env and env["VLLM_LOGGING_LEVEL"] == "WARNING"
+
+
+def test_the_summary_counts_rows_and_fields_to_review(tmp_path):
+    rows = [
+        {"image_id": "a", "valid": True, "confidence": '{"x":0.2,"y":0.3}', "min_confidence": 0.2, "review": ["x", "y"]},
+        {"image_id": "b", "valid": True, "confidence": '{"x":0.9}', "min_confidence": 0.9, "review": []},
+        {"image_id": "c", "valid": False, "error": "broken", "error_kind": "corrupt_image"},
+    ]
+    writer = _writer(tmp_path)
+    writer.add(table(rows, result_schema(False)))
+    writer.close()
+    counts = count_results(list_parts(tmp_path))
+    assert (counts["review_rows"], counts["review_fields"]) == (1, 2)
+    assert pq.read_table(list_parts(tmp_path)).column("min_confidence").to_pylist() == [0.2, 0.9, None]

@@ -30,6 +30,8 @@ __all__ = [
     "VALID_HEADER",
     "docextract_info",
     "with_docextract",
+    "answer_text",
+    "event_stream",
     "schema_task",
     "task_name",
 ]
@@ -166,3 +168,20 @@ def with_docextract(answer: BaseModel, extra: DocextractInfo | None) -> dict[str
     if extra is not None:
         body["docextract"] = extra.model_dump(mode="json") if isinstance(extra, BaseModel) else extra
     return body
+
+
+def answer_text(result: ExtractionResult, constrained: bool) -> str:
+    """What an answer says: the validated value as strict JSON (or the raw text made strict) under
+    a schema (:func:`~serve.protocols.openai_models.answer_content`), the raw text for free text."""
+    from serve.protocols.openai_models import answer_content
+
+    return answer_content(result.raw_text, result.data, result.valid) if constrained else result.raw_text
+
+
+def event_stream(events: Any) -> Any:
+    """Server-sent ``events`` as a response that proxies do not buffer."""
+    from fastapi.responses import StreamingResponse
+
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

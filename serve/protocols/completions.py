@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from serve.errors import ApiError, error_body
 from serve.protocols.common import (
     VALID_HEADER,
+    answer_text,
     docextract_info,
+    event_stream,
     ingress_of,
     json_body,
     request_deadline,
@@ -28,13 +30,12 @@ from serve.protocols.completions_models import (
     CompletionResponse,
     completion_id,
 )
-from serve.protocols.openai_models import StrictJsonStream, UsageOut, answer_content, response_task
+from serve.protocols.openai_models import StrictJsonStream, UsageOut, response_task
 from serve.protocols.tgi_models import TgiToken, tgi_messages
 
 __all__ = ["router"]
 
 router = APIRouter()
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.post("/v1/completions", response_model=None)
@@ -63,7 +64,7 @@ async def completions(request: Request) -> JSONResponse | StreamingResponse:
     constrained = task is not None
     if not body.stream:
         result = await ingress.run(served, extraction, deadline)
-        text = answer_content(result.raw_text, result.data, result.valid) if constrained else result.raw_text
+        text = answer_text(result, constrained)
         extra = docextract_info(result, served, constrained)
         answer = CompletionResponse(
             id=cid,
@@ -83,9 +84,7 @@ async def completions(request: Request) -> JSONResponse | StreamingResponse:
             async for delta in deltas:
                 if delta.result is not None:
                     result = delta.result
-                    text = (
-                        answer_content(result.raw_text, result.data, result.valid) if constrained else result.raw_text
-                    )
+                    text = answer_text(result, constrained)
                     last = CompletionChunk(
                         id=cid,
                         created=created,
@@ -112,4 +111,4 @@ async def completions(request: Request) -> JSONResponse | StreamingResponse:
             yield sse(error_body(exc.status, exc.message, exc.kind))
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)
+    return event_stream(events())

@@ -17,7 +17,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from serve.errors import ApiError, error_body
 from serve.protocols.common import (
     VALID_HEADER,
+    answer_text,
     docextract_info,
+    event_stream,
     ingress_of,
     json_body,
     request_deadline,
@@ -34,7 +36,6 @@ from serve.protocols.openai_models import (
     Delta,
     StrictJsonStream,
     UsageOut,
-    answer_content,
     chat_messages,
     completion_id,
     openai_logprobs,
@@ -45,7 +46,6 @@ __all__ = ["router"]
 
 router = APIRouter()
 #: Headers that keep proxies from buffering a stream.
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.post("/v1/chat/completions", response_model=None)
@@ -69,7 +69,7 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
     constrained = task is not None
     if not body.stream:
         result = await ingress.run(served, extraction, deadline)
-        content = answer_content(result.raw_text, result.data, result.valid) if constrained else result.raw_text
+        content = answer_text(result, constrained)
         extra = docextract_info(result, served, constrained)
         answer = ChatCompletionResponse(
             id=cid,
@@ -132,4 +132,4 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
             )
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)
+    return event_stream(events())

@@ -21,7 +21,9 @@ import docextract
 from serve.errors import ApiError, error_body
 from serve.protocols.common import (
     VALID_HEADER,
+    answer_text,
     docextract_info,
+    event_stream,
     ingress_of,
     json_body,
     request_deadline,
@@ -30,7 +32,6 @@ from serve.protocols.common import (
     sse,
     with_docextract,
 )
-from serve.protocols.openai_models import answer_content
 from serve.protocols.tgi_models import (
     TgiDetails,
     TgiInfo,
@@ -46,7 +47,6 @@ from serve.protocols.tgi_models import (
 __all__ = ["router"]
 
 router = APIRouter()
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.post("/", response_model=None)
@@ -108,7 +108,7 @@ async def _prepare(request: Request, body: TgiRequest, *, logprobs: bool) -> tup
 
 
 def _text(body: TgiRequest, result: Any, constrained: bool) -> str:
-    text = answer_content(result.raw_text, result.data, result.valid) if constrained else result.raw_text
+    text = answer_text(result, constrained)
     return body.inputs + text if body.parameters.return_full_text else text
 
 
@@ -169,4 +169,4 @@ async def _stream(request: Request, body: TgiRequest) -> StreamingResponse:
         except ApiError as exc:
             yield sse(error_body(exc.status, exc.message, exc.kind) | {"error_type": exc.kind})
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)
+    return event_stream(events())
