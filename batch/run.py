@@ -212,16 +212,19 @@ def _prepare_evaluation(options: BatchOptions, task: TaskSpec) -> tuple[EvalConf
 def _evaluate_output(options: BatchOptions, task: TaskSpec, eval_config: EvalConfig, truth: dict[str, Any]) -> int:
     """Score the whole output folder (earlier runs' rows included) against the truth; write the report there."""
     from batch.outputs import PART_GLOB
-    from docextract.evaluation import evaluate, format_table, load_outputs, write_report
+    from docextract.evaluation import evaluate, format_table, load_predictions, write_report
 
     try:
+        # The parts only, whatever else is in the folder; their confidence feeds the calibration figures.
+        outputs, confidence = load_predictions(options.output, pattern=PART_GLOB)
         report = evaluate(
-            load_outputs(options.output, pattern=PART_GLOB),  # the parts only, whatever else is in the folder
+            outputs,
             truth,
             task,
             eval_config,
             predictions_name=options.output,
             truth_name=options.truth,
+            confidence=confidence,
         )
         json_path, png_path = write_report(report, options.output)
     except DocExtractError as exc:

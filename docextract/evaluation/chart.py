@@ -57,7 +57,8 @@ def write_chart(report: EvalReport, path: str | Path) -> Path:
     ax.grid(axis="x", alpha=0.3)
     if report.micro.f1 is not None:
         ax.axvline(report.micro.f1, color="black", linestyle="--", linewidth=1, label="micro F1")
-    fig.legend(loc="outside lower center", ncols=4, fontsize="small")
+    handles, labels = ax.get_legend_handles_labels()  # the field chart only: the reliability plot has its own
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize="small")
     ax.set_title(
         f"{report.task}: micro F1 {_pct(report.micro.f1)}, macro F1 {_pct(report.macro.f1)}, "
         f"documents exact {_pct(report.documents.exact_match_rate)}, "
