@@ -102,7 +102,7 @@ async def _run_backend(backend: str, corpus, model: str, max_tokens: int, concur
 
     config = ExtractionConfig(
         model=model,
-        max_model_len=4096,
+        max_model_len=32768,  # the schema is shown in the prompt; large ones pass 4096 tokens
         enforce_eager=True,
         structured_output_backend=backend,
         # No per-request seed: vLLM 0.32 on the CPU kills the engine when a seeded request's prefill is
@@ -121,6 +121,8 @@ async def _run_backend(backend: str, corpus, model: str, max_tokens: int, concur
         async with gate:
             result = await engine.run(ExtractionRequest(task=task, images=[image], source=name))
         row = {"schema": name, "error_kind": result.error_kind, "finish_reason": result.finish_reason}
+        if result.error is not None:
+            row["error"] = result.error[:300]
         if result.error is None and result.finish_reason == "stop":
             independent = _independent_valid(schema, result.data)
             row.update(valid=result.valid, independent_valid=independent)
@@ -169,6 +171,7 @@ async def _run_backend(backend: str, corpus, model: str, max_tokens: int, concur
         "generation_s": round(generation_s, 1),
         "refusals": refused,
         "disagreements": [o for o in finished if o["valid"] != o["independent_valid"]],
+        "engine_errors": [o for o in outcomes if o["error_kind"] is not None],
     }
 
 

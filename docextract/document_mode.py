@@ -35,27 +35,35 @@ __all__ = ["page_token_costs", "plan_request", "run_document"]
 
 
 async def page_token_costs(engine: ExtractionEngine, request: ExtractionRequest) -> tuple[int, list[int]]:
-    """Prompt tokens of ``request`` without pages, and what each page adds, from the model's
-    processor (image tokens as vLLM will expand them, plus the page's own markup).
+    """Prompt tokens of ``request`` besides its images' own tokens, and each image's tokens,
+    from the model's processor (image tokens as vLLM expands them).
 
-    Pages of one size cost the same for the families registered here, so each size is
-    measured once."""
-    processor = engine.processor
+    The first is the text of the prompt that names *every* page, so a chunk's estimate (it plus
+    its pages' tokens) is an upper bound by the few tokens of the longer page list. Images of
+    one size cost the same for the families registered here, so each size is measured once."""
+    from docextract.prompts import build_messages, render_prompt
 
-    def count(images: list[Any], pages: list[int]) -> int:
-        prompt = engine.prompt_for(request.model_copy(update={"images": images, "pages": pages}))["prompt"]
-        if not images:
-            return len(getattr(processor, "tokenizer", processor)(prompt)["input_ids"])
-        return len(processor(text=[prompt], images=images)["input_ids"][0])
+    cfg, processor, task = engine.config, engine.processor, request.task
+    tokenizer = getattr(processor, "tokenizer", processor)
+
+    def prompt(count: int, pages: list[int]) -> str:
+        if request.messages is not None or task is None:  # a client's own conversation: as it is
+            return engine.prompt_for(request)["prompt"]
+        messages = build_messages(
+            task, count, include_schema=cfg.include_schema_in_prompt, system_prompt=cfg.system_prompt,
+            page_numbers=pages or None,
+        )  # fmt: skip
+        return render_prompt(processor, messages)
 
     def measure() -> tuple[int, list[int]]:
-        base = count([], [])
+        base = len(tokenizer(prompt(len(request.images), list(request.pages)))["input_ids"])
         by_size: dict[tuple[int, int], int] = {}
         costs = []
         for i, image in enumerate(request.images):
             if image.size not in by_size:
-                pages = [request.pages[i]] if request.pages else []
-                by_size[image.size] = max(0, count([image], pages) - base)
+                one = prompt(1, [request.pages[i]] if request.pages else [])
+                expanded = len(processor(text=[one], images=[image])["input_ids"][0])
+                by_size[image.size] = max(0, expanded - len(tokenizer(one)["input_ids"]))
             costs.append(by_size[image.size])
         return base, costs
 

@@ -155,6 +155,11 @@ class ServiceLimits(BaseModel):
         description="Refuse chat, completions and TGI requests without a schema or grammar (400) instead of "
         "generating free text: for deployments that serve extraction only.",
     )
+    playground: bool = Field(
+        default=True,
+        description="Serve the playground page at /playground (the page loads without a key; every API call "
+        "it makes sends the key the user types).",
+    )
 
 
 class IngressSettings(BaseModel):

@@ -1,7 +1,7 @@
 """The HTTP app: a FastAPI app built per ingress replica by :func:`create_app`.
 
-Routes (all but ``/healthz`` need ``Authorization: Bearer <key>`` when a key is set), one
-router per protocol (:mod:`serve.protocols`):
+Routes (all but ``/healthz`` and the playground's static files need ``Authorization: Bearer <key>``
+when a key is set), one router per protocol (:mod:`serve.protocols`):
 
 =============================  ================================================================
 ``POST /v1/extract``           native extraction (:mod:`serve.protocols.native`)
@@ -13,6 +13,7 @@ router per protocol (:mod:`serve.protocols`):
 ``POST /v1/schema/check``      a schema's coverage report (:mod:`serve.protocols.schema`)
 ``GET /healthz``               200 when every model's engine answers, else 503
 ``GET /metrics``               Prometheus text (:mod:`serve.metrics`)
+``GET /playground``            a page to try the API in a browser (:mod:`serve.protocols.playground`)
 =============================  ================================================================
 
 Bodies are read and validated by the routers rather than by FastAPI's parameter
@@ -33,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from docextract.errors import DocExtractError
 from serve.errors import ApiError, from_docextract
 from serve.middleware import ServiceMiddleware, json_error
-from serve.protocols import completions, native, openai, schema, service, tgi
+from serve.protocols import completions, native, openai, playground, schema, service, tgi
 
 if TYPE_CHECKING:
     from serve.ingress import Ingress
@@ -71,7 +72,7 @@ def create_app(ingress: Ingress) -> FastAPI:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         return json_error(ApiError(500, f"internal error: {type(exc).__name__}", kind="internal"))
 
-    for protocol in (service, native, openai, completions, tgi, schema):
+    for protocol in (service, native, openai, completions, tgi, schema, playground):
         app.include_router(protocol.router)
     app.add_middleware(ServiceMiddleware, ingress=ingress)
     return app

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from serve.errors import ApiError, error_body
 from serve.protocols.common import MODEL_STATE_KEY
+from serve.protocols.playground import PLAYGROUND_ROUTES
 
 if TYPE_CHECKING:
     from serve.ingress import Ingress
@@ -29,8 +30,10 @@ ROUTES = (
     "/v1/tasks",
     "/healthz",
     "/metrics",
+    *PLAYGROUND_ROUTES,
 )
-OPEN_ROUTES = ("/healthz",)
+#: The playground's static files hold no data, so they load without a key; the API calls they make need it.
+OPEN_ROUTES = ("/healthz", *PLAYGROUND_ROUTES)
 
 
 def json_error(exc: ApiError) -> JSONResponse:

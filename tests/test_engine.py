@@ -325,3 +325,44 @@ def test_a_document_longer_than_one_prompt_is_chunked_and_merged_with_sources(en
     assert by_model.valid, by_model.errors
     assert all(set(pages) <= set(range(1, 10)) for pages in by_model.sources.values())
     assert by_model.usage.prompt_tokens > sum(c.usage.prompt_tokens for c in by_model.chunks)
+
+
+def test_a_batch_document_row_longer_than_one_prompt_gets_sources_and_conflicts_columns(engine_runner, tmp_path):
+    # The Ray Data actor's own call on the session engine (Ray itself is tested in test_batch_ray).
+    import io
+
+    from batch.actor import ExtractionActor
+    from batch.rows import READY_SCHEMA, result_schema, table
+
+    engine = engine_runner.engine
+    doc = load_document(
+        make_pdf([vector_page(200, 260)] * 6),
+        name="six.pdf",
+        options=engine.config.preprocess.model_copy(update={"pdf_dpi": 36}),
+    )
+
+    def png(image):
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        return out.getvalue()
+
+    row = {"id": "six.pdf#pages=1-6", "source": "six.pdf", "pages": list(range(1, 7)), "meta": "{}",
+           "images": [png(p.image) for p in doc.pages], "preprocess_s": 0.0, "warnings": []}  # fmt: skip
+    actor = ExtractionActor.__new__(ExtractionActor)  # the engine is the session's, not a new one
+    actor.task = task_from_schema(_LONG_DOC_SCHEMA, "Read the document.", name="long-doc")
+    actor.include_images, actor.schema, actor.engine = False, result_schema(False), engine
+    actor.model, actor._engine_dead = engine.model_name, False
+    actor._slots = asyncio.Semaphore(4)
+
+    async def call():
+        return await actor(table([row], READY_SCHEMA))
+
+    try:
+        out = engine_runner.run(call()).to_pylist()
+    finally:
+        actor.engine = None  # the actor's __del__ must not stop the session's engine
+    assert len(out) == 1 and out[0]["error"] is None and out[0]["valid"], out[0]
+    sources = json.loads(out[0]["sources"])
+    assert sources and all(set(pages) <= set(range(1, 7)) for pages in sources.values())
+    assert isinstance(json.loads(out[0]["conflicts"]), list)
+    assert out[0]["prompt_tokens"] > 0

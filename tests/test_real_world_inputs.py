@@ -286,3 +286,44 @@ def test_batch_rows_carry_warnings_and_skip_blank_pages(tmp_path):
     assert [r["error_kind"] for r in skipped] == [None, "blank_page", None]
     assert skipped[1]["images"] is None and skipped[1]["warnings"][0]["page"] == 2
     assert skipped[1]["error"] == "doc.pdf#page=2: blank (one uniform colour); not sent to the model (blank_pages=skip)"
+
+
+def test_engine_answers_an_all_blank_skipped_page_without_generating():
+    """The skip path never reaches vLLM, so no engine is started: the engine object is built
+    without ``__init__`` (its ``run`` would fail if called). The sent path is covered with the
+    real engine by the batch job in test_batch_ray.py."""
+    import asyncio
+
+    from docextract.engine import ExtractionEngine
+    from docextract.tasks import get_builtin_task
+
+    engine = ExtractionEngine.__new__(ExtractionEngine)
+    engine.model_name = "tiny"
+    skip = PreprocessOptions(max_pixels=40_000, pdf_dpi=72, blank_pages="skip")
+    doc = load_document(make_pdf([blank_page(200, 200)]), name="white.pdf", options=skip)
+    (result,) = asyncio.run(engine.extract_document(doc, get_builtin_task("invoice")))
+    assert (result.id, result.pages, result.error_kind, result.data) == ("white.pdf#page=1", [1], "blank_page", None)
+    assert [w.kind for w in result.warnings] == ["blank_page"]
+    assert json.loads(result.model_dump_json())["warnings"][0]["page"] == 1
+
+
+@needs_poppler
+def test_failure_part_way_hands_the_remaining_pages_to_poppler(monkeypatch):
+    """pdfium failing after page 1 (as on a page tree damaged further in), beside the real
+    whole-file fallback of test_pdf.py::test_truncated_pdf[auto]: pages already given are kept."""
+    import docextract.preprocess.pdf.api as pdf_api
+    from docextract.preprocess.pdf.common import RenderFailed
+
+    real = pdf_api._ENGINES["pdfium"]
+
+    def fails_after_page_one(request, deadline):
+        def pages():
+            for page in real(request, deadline):
+                yield page
+                raise RenderFailed("corrupt_pdf", "damaged page tree: page 2 cannot be found")
+
+        return pages()
+
+    monkeypatch.setitem(pdf_api._ENGINES, "pdfium", fails_after_page_one)
+    pages = render_pdf_pages(make_pdf([vector_page(200, 200, shapes=3)] * 3), dpi=72, renderer="auto")
+    assert [(p.page_number, p.renderer) for p in pages] == [(1, "pdfium"), (2, "poppler"), (3, "poppler")]

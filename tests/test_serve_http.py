@@ -14,7 +14,9 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import threading
@@ -22,6 +24,7 @@ import threading
 import httpx
 import jsonschema
 import openai
+import pypdfium2
 import pytest
 import yaml
 from conftest import REPO, SAMPLES
@@ -572,6 +575,62 @@ class TestService:
         assert delta("docextract_outputs_total", model="tiny", valid="true") == 1
         assert after[("docextract_validity_ratio", (("model", "tiny"),))] == 1.0
         assert delta("docextract_rejected_total", model="-", reason="unauthorized") == 1
+
+    def test_playground_in_a_real_browser(self, base_url, tmp_path):
+        # Debian's Chromium, driven by playwright (both from scripts/setup.sh); as root it needs --no-sandbox.
+        sync_api = pytest.importorskip("playwright.sync_api")
+        chromium = shutil.which("chromium")
+        if chromium is None:
+            pytest.skip("no chromium on PATH (scripts/setup.sh installs it)")
+        # DOCEXTRACT_PLAYGROUND_SCREENSHOTS=docs refreshes the README's pictures.
+        shots = pathlib.Path(os.environ.get("DOCEXTRACT_PLAYGROUND_SCREENSHOTS") or tmp_path)
+        pdf = SAMPLES / "invoice.pdf"
+        pages = len(pypdfium2.PdfDocument(pdf))
+        problems: list[str] = []
+        with sync_api.sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.on("pageerror", lambda exc: problems.append(str(exc)))
+                # A blocked script, style or request (the page's CSP allows this origin only) is a console error.
+                page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+                assert page.goto(f"{base_url}/playground").status == 200  # the page itself needs no key
+                page.fill("#api-key", API_KEY)
+                page.press("#api-key", "Enter")  # keyboard: Enter connects
+                page.locator('#model option[value="tiny-tight"]').wait_for(state="attached")
+                page.select_option("#model", "tiny")
+                page.select_option("#task", "invoice")
+                page.set_input_files("#file", str(pdf))
+                page.click("#run")
+                cards = page.locator("#results article.result")
+                cards.nth(pages - 1).wait_for(timeout=300_000)
+                assert cards.count() == pages
+                for n in range(pages):
+                    card = cards.nth(n)
+                    assert f"invoice.pdf#page={n + 1}" in card.locator("h3").inner_text()
+                    assert card.get_attribute("data-valid") == "true"
+                    assert card.locator(".badge").inner_text() == "valid"
+                    assert "tokens" in card.locator(".facts").inner_text()
+                assert page.locator("#pages-view .page").count() == pages
+                assert "-F 'task=invoice'" in page.locator("#snippet").inner_text()
+                page.screenshot(path=str(shots / "playground-result.png"), full_page=True)
+
+                page.check('input[name="source"][value="schema"]')
+                page.fill("#schema", '{"type": "object", "properties": {"total": {"type": "strnig"}}}')
+                verdict = page.locator("#coverage-verdict")
+                verdict.wait_for(timeout=30_000)
+                assert verdict.inner_text().startswith("Refused") and "strnig" in verdict.inner_text()
+                page.click("#run")
+                error = page.locator("#error")
+                error.wait_for(state="visible", timeout=60_000)
+                assert error.inner_text().startswith("422") and "strnig" in error.inner_text()
+                page.screenshot(path=str(shots / "playground.png"), full_page=True)
+
+                page.set_viewport_size({"width": 390, "height": 844})  # phone width: nothing scrolls sideways
+                assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            finally:
+                browser.close()
+        assert not problems, problems
 
     def test_serve_adds_a_replica_under_load_and_removes_it_after(self, base_url):
         """``tiny`` has min 1 / max 2 replicas; the replica counts are read from Serve's status."""
