@@ -10,6 +10,7 @@ router                      routes                                models
                             ``/generate_stream``, ``GET /info``
 :mod:`.service`             ``/healthz``, ``/metrics``,           (in :mod:`.native_models`)
                             ``/v1/models``, ``/v1/tasks``
+:mod:`.playground`          ``GET /playground`` and its assets    (static files in ``serve/playground/``)
 ==========================  ====================================  =============================
 
 A router translates and nothing else: it reads its protocol's request, turns it into the
