@@ -71,7 +71,9 @@ def measure(path: str, mode: str) -> dict[str, float]:
     render_pdf_pages(path, pages=[1], renderer=options.pdf_renderer)  # the worker started, one page
     baseline = _peak_mb()
     started = time.perf_counter()
-    ready_mb = 0.0  # the model-ready pages a request keeps (they are its prompt): RGB bytes
+    # The model-ready pages a request keeps (they are its prompt), as Pillow stores them: an RGB
+    # image takes 4 bytes a pixel (each pixel padded to 32 bits).
+    ready_mb = 0.0
     if mode == "online":
         images = [p.image for p in load_document(path, name="doc.pdf", options=options).pages]
     elif mode == "online_all_pages_first":
@@ -79,7 +81,7 @@ def measure(path: str, mode: str) -> dict[str, float]:
         images = [resize_to_pixel_budget(p.image, options.max_pixels, options.min_pixels) for p in rendered]
     if mode.startswith("online"):
         pages = len(images)
-        ready_mb = sum(i.width * i.height * 3 for i in images) / 1024**2
+        ready_mb = sum(i.width * i.height * 4 for i in images) / 1024**2
     else:
         item = {"source": "doc.pdf", "path": path, "meta": "{}"}
         rows = expand_files(pa.Table.from_pylist([item]), mode="per_page", pages=None, options=options, done=frozenset())

@@ -41,9 +41,8 @@ from serve.protocols.common import task_name
 from serve.url_fetch import UrlFetcher
 
 if TYPE_CHECKING:
-    from PIL import Image
 
-    from docextract.preprocess.documents import Document
+    from docextract.preprocess.documents import Document, Page
     from docextract.requests import ExtractionRequest
     from docextract.results import ExtractionDelta, ExtractionResult
     from docextract.tasks import TaskSpec
@@ -197,17 +196,18 @@ class Ingress:
         )
         return document, time.perf_counter() - started
 
-    async def load_images(self, served: ServedModel, refs: list[str]) -> list[Image.Image]:
-        """Chat and TGI images: fetched or decoded, then fitted to the model's pixel budget."""
+    async def load_images(self, served: ServedModel, refs: list[str]) -> list[Page]:
+        """Chat and TGI images: fetched or decoded, then fitted to the model's pixel budget (with the
+        warnings that produced, e.g. ``upscaled``)."""
         from docextract.engine import check_image_count
-        from docextract.preprocess.documents import load_model_image
+        from docextract.preprocess.documents import load_model_page
 
         check_image_count(len(refs), served.max_images_per_prompt)  # before fetching or decoding any
 
-        async def one(i: int, ref: str) -> Image.Image:
+        async def one(i: int, ref: str) -> Page:
             name = f"image {i + 1}"
             data = await self.content(served, ref, name=name)
-            return await asyncio.to_thread(load_model_image, data, name=name, options=served.preprocess)
+            return await asyncio.to_thread(load_model_page, data, name=name, options=served.preprocess)
 
         return list(await asyncio.gather(*(one(i, ref) for i, ref in enumerate(refs))))
 
@@ -227,10 +227,11 @@ class Ingress:
         from docextract.requests import ExtractionRequest
 
         started = time.perf_counter()
-        images = await deadline.run(self.load_images(served, refs))
+        pages = await deadline.run(self.load_images(served, refs))
         return ExtractionRequest(
             task=task,
-            images=images,
+            images=[page.image for page in pages],
+            warnings=[warning for page in pages for warning in page.warnings],
             messages=messages,
             source=source,
             id=request_id,

@@ -423,6 +423,14 @@ class TestService:
             response_format={"type": "json_schema", "json_schema": {"name": "shapes", "schema": COLOR_SCHEMA}},
         )
         assert constrained.headers["x-docextract-valid"] == "true"
+        # A tiny image is scaled up to the model's minimum, and the answer says so.
+        tiny = http.post(
+            "/v1/chat/completions",
+            json={"model": "tiny", "max_tokens": 8, "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": _data_uri(_png(size=(16, 16)))}},
+                {"type": "text", "text": "What is this?"}]}]},
+        )  # fmt: skip
+        assert [w["kind"] for w in tiny.json()["docextract"]["warnings"]] == ["upscaled"]
         info = http.get("/info").json()
         assert info["model_id"] == "tiny" and info["max_total_tokens"] == 4096
         too_many = http.post(

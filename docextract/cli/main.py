@@ -237,6 +237,8 @@ async def _run_extract(args: argparse.Namespace, config: ExtractionConfig, task:
         for result in (r for batch in results for r in batch):
             out.write(result.model_dump_json() + "\n")
             out.flush()
+            for warning in result.warnings:
+                _report(f"warning: {result.id}: {warning.message} ({warning.kind})")
             if result.error:
                 _report(f"error: {result.id}: {result.error}")
                 failures += 1

@@ -147,6 +147,7 @@ class DocextractInfo(BaseModel):
     confidence: dict[str, float] | None = None
     min_confidence: float | None = None
     review: list[str] = []
+    warnings: list[dict[str, Any]] = []
 
 
 def docextract_info(result: ExtractionResult, served: ServedModel, constrained: bool) -> DocextractInfo:
@@ -158,6 +159,7 @@ def docextract_info(result: ExtractionResult, served: ServedModel, constrained: 
         confidence=result.confidence,
         min_confidence=result.min_confidence,
         review=list(result.review),
+        warnings=[w.model_dump() for w in result.warnings],
     )
 
 
