@@ -287,6 +287,18 @@ class TestService:
         )
         assert whole.status_code == 200, whole.text
         _assert_results_valid(whole.json(), "image_card", [[1, 3]])
+        # Longer than one prompt (this model takes 4 images a prompt): chunks merged into one result.
+        long_pdf = make_pdf([vector_page()] * 6)
+        merged = http.post(
+            "/v1/extract",
+            files={"file": ("six.pdf", long_pdf, "application/pdf")},
+            data={"task": "image_card", "mode": "document"},
+        )
+        assert merged.status_code == 200, merged.text
+        _assert_results_valid(merged.json(), "image_card", [[1, 2, 3, 4, 5, 6]])
+        (result,) = merged.json()["results"]
+        assert len(result["chunks"]) >= 2 and result["merge"]
+        assert result["sources"] and all(set(pages) <= set(range(1, 7)) for pages in result["sources"].values())
 
     def test_an_inline_schema_and_the_model_chosen_by_name(self, http):
         response = http.post(
