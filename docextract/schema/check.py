@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from docextract.errors import SchemaError
+from docextract.schema.rules import XGRAMMAR_FORMATS
 
 __all__ = ["Backend", "SUPPORTED_BACKENDS", "check_schema", "find_unsupported_features", "schema_types"]
 
@@ -29,25 +30,8 @@ SUPPORTED_BACKENDS: tuple[str, ...] = ("xgrammar", "guidance")
 #: vLLM's MAX_STRUCTURED_OUTPUT_JSON_NESTING: deeper schemas are refused at request time.
 MAX_SCHEMA_NESTING = 64
 
-# String formats xgrammar turns into a grammar (vLLM's STRING_SUPPORTED_FORMATS).
-_XGRAMMAR_STRING_FORMATS = frozenset(
-    {
-        "email",
-        "date",
-        "time",
-        "date-time",
-        "duration",
-        "ipv4",
-        "ipv6",
-        "hostname",
-        "uuid",
-        "uri",
-        "uri-reference",
-        "uri-template",
-        "json-pointer",
-        "relative-json-pointer",
-    }
-)
+# String formats xgrammar turns into a grammar: one list, in the rules.
+_XGRAMMAR_STRING_FORMATS = XGRAMMAR_FORMATS
 
 
 def schema_types(node: dict[str, Any]) -> set[str]:
