@@ -353,3 +353,23 @@ def test_long_pdf_gives_one_row_per_page_exactly_once_with_warnings(resumed_job)
     blank = long_rows[f"long.pdf#page={BLANK_PAGE}"]["warnings"]
     assert [(w["kind"], w["page"]) for w in blank] == [("blank_page", BLANK_PAGE)]
     assert not any(r["warnings"] for i, r in long_rows.items() if i != f"long.pdf#page={BLANK_PAGE}")
+
+
+@pytest.mark.timeout(600)
+def test_document_mode_job_merges_a_long_pdf_into_one_row_with_sources(ray_driver, tiny_model_dir, tmp_path):
+    """Issue 17 through a batch job: a 40-page PDF in document mode, longer than one prompt (the
+    tiny engine takes 4 images a prompt), becomes one row whose chunks are merged, with sources."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "forty.pdf").write_bytes(make_pdf([vector_page(200, 260)] * 40))
+    out = tmp_path / "out"
+    argv = ["--input", str(folder), "--output", str(out), "--task", TASK, *engine_flags(tiny_model_dir),
+            "--address", ray_driver.address, "--mode", "document", "--max-images-per-prompt", "4",
+            "--pdf-dpi", "36"]  # fmt: skip
+    assert main(argv) == 0
+    (row,) = read_output(out).to_pylist()
+    assert row["image_id"] == "forty.pdf#pages=1-40" and row["valid"], row
+    assert_outputs_validate(read_output(out))
+    sources = json.loads(row["sources"])
+    assert sources and all(set(pages) <= set(range(1, 41)) for pages in sources.values())
+    assert isinstance(json.loads(row["conflicts"]), list)

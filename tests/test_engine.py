@@ -284,25 +284,27 @@ def test_a_document_longer_than_one_prompt_is_chunked_and_merged_with_sources(en
     from docextract.chunking import chunk_count
 
     engine = engine_runner.engine
-    path = tmp_path / "nine.pdf"
-    path.write_bytes(make_pdf([vector_page(200, 260)] * 9))
+    path = tmp_path / "forty.pdf"
+    path.write_bytes(make_pdf([vector_page(200, 260)] * 40))
     options = engine.config.preprocess.model_copy(update={"pdf_dpi": 36})
-    doc = load_document(path, name="nine.pdf", options=options)
+    doc = load_document(path, name="forty.pdf", options=options)
     task = task_from_schema(_LONG_DOC_SCHEMA, "Read the document.", name="long-doc")
     (result,) = engine_runner.run(engine.extract_document(doc, task, mode="document"))
     assert result.error is None, result.error
-    assert result.id == "nine.pdf#pages=1-9" and result.pages == list(range(1, 10))
-    # max_images_per_prompt=4, chunk_overlap=1: 1-4, 4-7, 7-9.
-    assert len(result.chunks) == chunk_count(9, engine.config.max_images_per_prompt, engine.config.chunk_overlap) == 3
-    assert [c.pages for c in result.chunks] == [[1, 2, 3, 4], [4, 5, 6, 7], [7, 8, 9]]
+    assert result.id == "forty.pdf#pages=1-40" and result.pages == list(range(1, 41))
+    # max_images_per_prompt=4, chunk_overlap=1: 1-4, 4-7, ..., 37-40: the rule predicts 13.
+    assert len(result.chunks) == chunk_count(40, engine.config.max_images_per_prompt, engine.config.chunk_overlap) == 13
+    chunk_pages = [c.pages for c in result.chunks]
+    assert chunk_pages[:2] == [[1, 2, 3, 4], [4, 5, 6, 7]] and chunk_pages[-1][-1] == 40
+    assert all(a[-1] == b[0] for a, b in zip(chunk_pages, chunk_pages[1:], strict=False))  # one page of overlap
     assert result.merge == "deterministic"
     assert result.valid and all(c.valid for c in result.chunks), result.errors
     jsonschema.validate(result.data, task.json_schema)
     # Every leaf has pages, all within the document; scalars come from whole chunks.
     assert set(result.sources) == set(result.confidence) and result.sources
-    assert all(pages and set(pages) <= set(range(1, 10)) for pages in result.sources.values())
+    assert all(pages and set(pages) <= set(range(1, 41)) for pages in result.sources.values())
     for conflict in result.conflicts:
-        assert conflict.pages and all(p in [c.pages for c in result.chunks] for p in conflict.pages)
+        assert conflict.pages and all(p in chunk_pages for p in conflict.pages)
         assert conflict.chosen in conflict.values
     assert result.usage.prompt_tokens == sum(c.usage.prompt_tokens for c in result.chunks)
 

@@ -32,6 +32,7 @@ from docfactory import forged_png, image_bytes, make_pdf, vector_page
 from prometheus_client.parser import text_string_to_metric_families
 from raycluster import free_port, wait_for
 
+from docextract.chunking import chunk_count
 from docextract.tasks import get_builtin_task
 
 pytestmark = pytest.mark.integration
@@ -288,17 +289,17 @@ class TestService:
         assert whole.status_code == 200, whole.text
         _assert_results_valid(whole.json(), "image_card", [[1, 3]])
         # Longer than one prompt (this model takes 4 images a prompt): chunks merged into one result.
-        long_pdf = make_pdf([vector_page()] * 6)
+        long_pdf = make_pdf([vector_page(200, 260)] * 40)
         merged = http.post(
             "/v1/extract",
-            files={"file": ("six.pdf", long_pdf, "application/pdf")},
+            files={"file": ("forty.pdf", long_pdf, "application/pdf")},
             data={"task": "image_card", "mode": "document"},
         )
         assert merged.status_code == 200, merged.text
-        _assert_results_valid(merged.json(), "image_card", [[1, 2, 3, 4, 5, 6]])
+        _assert_results_valid(merged.json(), "image_card", [list(range(1, 41))])
         (result,) = merged.json()["results"]
-        assert len(result["chunks"]) >= 2 and result["merge"]
-        assert result["sources"] and all(set(pages) <= set(range(1, 7)) for pages in result["sources"].values())
+        assert len(result["chunks"]) == chunk_count(40, 4, 1) == 13 and result["merge"] == "deterministic"
+        assert result["sources"] and all(set(pages) <= set(range(1, 41)) for pages in result["sources"].values())
 
     def test_an_inline_schema_and_the_model_chosen_by_name(self, http):
         response = http.post(
