@@ -321,11 +321,11 @@ def test_a_document_longer_than_one_prompt_is_chunked_and_merged_with_sources(en
         (by_model,) = engine_runner.run(engine.extract_document(doc, task, mode="document"))
     finally:
         engine.config = engine.config.model_copy(update={"merge_strategy": "deterministic"})
-    assert len(by_model.chunks) == 3 and by_model.sources
+    assert len(by_model.chunks) == len(result.chunks) and by_model.sources
     assert by_model.merge in ("model", "deterministic")  # deterministic only when the merge call failed
     assert by_model.merge == "model" or any(w.kind == "model_merge_failed" for w in by_model.warnings)
     assert by_model.valid, by_model.errors
-    assert all(set(pages) <= set(range(1, 10)) for pages in by_model.sources.values())
+    assert all(set(pages) <= set(range(1, 41)) for pages in by_model.sources.values())
     assert by_model.usage.prompt_tokens > sum(c.usage.prompt_tokens for c in by_model.chunks)
 
 
