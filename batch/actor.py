@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from batch.rows import error_fields, result_schema, table
+from docextract.config import DOCUMENT, PER_PAGE, DocumentMode
 from docextract.document_mode import run_document
 from docextract.requests import ExtractionRequest
 from docextract.results import InputWarning
@@ -44,10 +45,19 @@ __all__ = ["ExtractionActor"]
 class ExtractionActor:
     """Built once per actor (loads the model); called with READY batches, returns result batches."""
 
-    def __init__(self, config: ExtractionConfig, task: TaskSpec, *, max_in_flight: int, include_images: bool) -> None:
+    def __init__(
+        self,
+        config: ExtractionConfig,
+        task: TaskSpec,
+        *,
+        max_in_flight: int,
+        include_images: bool,
+        mode: DocumentMode = PER_PAGE,
+    ) -> None:
         from docextract.engine import ExtractionEngine
 
         self.task = task
+        self.mode = mode
         self.include_images = include_images
         self.schema = result_schema(include_images)
         self.engine = ExtractionEngine(config)
@@ -95,10 +105,11 @@ class ExtractionActor:
                     preprocess_s=row["preprocess_s"] or 0.0,
                     warnings=[InputWarning(**w) for w in row.get("warnings") or []],
                 )
-                # A document-mode row (several pages) takes document mode's path: one prompt while
-                # the pages fit, else chunks merged, with sources (docextract.document_mode).
-                multi_page = len(row["pages"] or []) > 1
-                result = await (run_document(self.engine, request) if multi_page else self.engine.run(request))
+                # A document-mode row of a PDF (or TIFF) takes document mode's path, whatever its page
+                # count: one prompt while the pages fit, else chunks merged; sources either way
+                # (docextract.document_mode). A per-page row, or an image, is one prompt.
+                as_document = self.mode == DOCUMENT and bool(row["pages"])
+                result = await (run_document(self.engine, request) if as_document else self.engine.run(request))
         except Exception as exc:
             return {**base, **self._failure(exc)}
         return {

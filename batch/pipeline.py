@@ -107,6 +107,7 @@ def build_dataset(
             "task": task,
             "max_in_flight": options.max_in_flight,
             "include_images": options.include_images,
+            "mode": options.mode,
         },
         # The engine's CPU threads are the CPUs it reserved, whatever the driver's environment.
         # A runtime_env of its own also keeps Ray Data from fusing the CPU stages into this one (it

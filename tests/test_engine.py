@@ -355,15 +355,19 @@ def test_a_batch_document_row_longer_than_one_prompt_gets_sources_and_conflicts_
     actor.include_images, actor.schema, actor.engine = False, result_schema(False), engine
     actor.model, actor._engine_dead = engine.model_name, False
     actor._slots = asyncio.Semaphore(4)
+    actor.mode = "document"
+    # A one-page PDF in a document-mode job: one prompt, and still its pages as sources.
+    one_page = {**row, "id": "one.pdf#page=1", "source": "one.pdf", "pages": [1], "images": row["images"][:1]}
 
     async def call():
-        return await actor(table([row], READY_SCHEMA))
+        return await actor(table([row, one_page], READY_SCHEMA))
 
     try:
         out = engine_runner.run(call()).to_pylist()
     finally:
         actor.engine = None  # the actor's __del__ must not stop the session's engine
-    assert len(out) == 1 and out[0]["error"] is None and out[0]["valid"], out[0]
+    assert len(out) == 2 and out[0]["error"] is None and out[0]["valid"], out[0]
+    assert out[1]["valid"] and set(map(tuple, json.loads(out[1]["sources"]).values())) == {(1,)}, out[1]
     sources = json.loads(out[0]["sources"])
     assert sources and all(set(pages) <= set(range(1, 7)) for pages in sources.values())
     assert isinstance(json.loads(out[0]["conflicts"]), list)
