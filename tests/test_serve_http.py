@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import io
 import json
 import os
 import pathlib
@@ -29,6 +30,7 @@ import pytest
 import yaml
 from conftest import REPO, SAMPLES
 from docfactory import forged_png, image_bytes, make_pdf, vector_page
+from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from raycluster import free_port, wait_for
 
@@ -277,6 +279,7 @@ class TestService:
         assert per_page.status_code == 200, per_page.text
         _assert_results_valid(per_page.json(), "image_card", [[1], [2], [3]])
         assert [r["id"] for r in per_page.json()["results"]] == [f"three.pdf#page={n}" for n in (1, 2, 3)]
+        assert "pages" not in per_page.json()  # page images only when asked
         whole = http.post(
             "/v1/extract",
             json={
@@ -284,10 +287,19 @@ class TestService:
                 "task": "image_card",
                 "mode": "document",
                 "pages": "1,3",
+                "include_images": True,
             },
         )
         assert whole.status_code == 200, whole.text
         _assert_results_valid(whole.json(), "image_card", [[1, 3]])
+        # The selected pages as the model saw them: the rendered page within the pixel budget.
+        seen = whole.json()["pages"]
+        assert [p["page"] for p in seen] == [1, 3]
+        for p in seen:
+            head, _, data = p["image"].partition(";base64,")
+            assert head in ("data:image/png", "data:image/jpeg")
+            with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+                assert image.mode == "RGB" and image.width * image.height > 0
         # Longer than one prompt (this model takes 4 images a prompt): chunks merged into one result.
         long_pdf = make_pdf([vector_page(200, 260)] * 40)
         merged = http.post(
@@ -634,6 +646,14 @@ class TestService:
                     assert card.locator(".badge").inner_text() == "valid"
                     assert "tokens" in card.locator(".facts").inner_text()
                 assert page.locator("#pages-view .page").count() == pages
+                # The pages as the model saw them (include_images), not numbers: decoded, not broken images.
+                images = page.locator("#pages-view .page img")
+                assert images.count() == pages
+                for n in range(pages):
+                    image = images.nth(n)
+                    assert image.get_attribute("src").startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
+                    assert image.evaluate("i => i.complete && i.naturalWidth > 0")
+                    assert page.locator("#pages-view .page").nth(n).get_attribute("data-page") == str(n + 1)
                 assert "-F 'task=invoice'" in page.locator("#snippet").inner_text()
                 page.screenshot(path=str(shots / "playground-result.png"), full_page=True)
 

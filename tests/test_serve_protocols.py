@@ -4,11 +4,13 @@ and the HTTP layer answering bad requests in the ingress (they never reach a rep
 from __future__ import annotations
 
 import base64
+import io
 import json
 
 import pytest
 from docfactory import forged_png, image_bytes, make_pdf, vector_page
 from fastapi.testclient import TestClient
+from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from docextract.errors import InputError, SchemaError
@@ -281,6 +283,7 @@ def test_bad_requests_are_answered_by_the_ingress(client):
         (client.post("/v1/extract", files={"file": ("a.png", PNG, "image/png")}, data={"json_schema": "{not json"}), 400, "invalid_request"),
         (client.post("/v1/extract", files={"file": ("a.png", PNG, "image/png")}, data={"task": "nope"}), 400, "invalid_task"),
         (client.post("/v1/extract", files={"file": ("a.png", PNG, "image/png")}, data={"task": "price_tag", "pages": "2"}), 400, "invalid_pages"),
+        (client.post("/v1/extract", files={"file": ("a.png", PNG, "image/png")}, data={"task": "price_tag", "include_images": "maybe"}), 400, "invalid_request"),
         (client.post("/v1/extract", json={"document": "/etc/passwd", "task": "price_tag"}), 400, "invalid_data_uri"),
         (client.post("/v1/extract", json={"document": "http://127.0.0.1/a.png", "task": "price_tag"}), 400, "url_fetch_disabled"),
         (client.post("/v1/extract", json={"document": PNG_URI, "task": "price_tag", "model": "other"}), 404, "model_not_found"),
@@ -344,3 +347,32 @@ def test_require_schema_refuses_plain_requests_on_every_protocol(client):
     _error(client.post("/v1/completions", json={"prompt": "hi"}), 400, "schema_required")
     _error(client.post("/generate_stream", json={"inputs": "hi"}), 400, "grammar_required")
     _error(client.post("/", json={"inputs": "hi", "stream": True}), 400, "grammar_required")
+
+
+def test_include_images_is_opt_in_and_sends_the_pages_as_the_model_saw_them():
+    from docextract.preprocess.documents import load_document
+    from serve.protocols.native import page_images
+    from serve.protocols.native_models import ExtractRequest, ExtractResponse, parse_options
+
+    # Multipart sends text, JSON a boolean; off unless asked.
+    assert parse_options({"task": "invoice"}).include_images is False
+    assert parse_options({"include_images": "true"}).include_images is True
+    assert parse_options({"include_images": "false"}).include_images is False
+    assert ExtractRequest.model_validate({"document": PNG_URI, "include_images": True}).include_images is True
+
+    # The loaded pages (rendered, within the pixel budget), not the upload's bytes.
+    document = load_document(make_pdf([vector_page(), vector_page(400, 600)]), name="two.pdf", pages=[2])
+    (seen,) = page_images(document)
+    assert seen.page == 2
+    head, _, data = seen.image.partition(";base64,")
+    assert head in ("data:image/png", "data:image/jpeg")
+    with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+        assert image.size == document.pages[0].image.size and image.mode == "RGB"
+    # Flat line art stays lossless PNG.
+    (flat,) = page_images(load_document(PNG, name="a.png"))
+    assert flat.page == 1 and flat.image.startswith("data:image/png;base64,")
+
+    answer = ExtractResponse(model="m", task="t", task_version="1", results=[])
+    assert "pages" not in answer.model_dump(mode="json") and "pages" not in json.loads(answer.model_dump_json())
+    answer = ExtractResponse(model="m", task="t", task_version="1", results=[], pages=[seen])
+    assert answer.model_dump(mode="json")["pages"] == [{"page": 2, "image": seen.image}]

@@ -167,15 +167,25 @@ function isPdf(file) {
   return file && (file.type === "application/pdf" || /\.pdf$/i.test(file.name));
 }
 
-// Page images: an image is shown as the browser decodes it (EXIF-rotated, not resized); the
-// service renders PDF pages itself and does not send them back, so a PDF's pages are shown as
-// their numbers.
-function renderPages(results) {
+// Page images: the service sends each page as the model saw it (after EXIF rotation, resizing
+// and PDF rendering; include_images=true). A service without that option answers without
+// `pages`: then an image is shown as the browser decodes it and a PDF's pages as their numbers.
+function renderPages(response) {
   const view = $("pages-view");
+  const results = response.results;
   if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
   state.objectUrl = null;
   const cards = [];
-  if (state.file && !isPdf(state.file)) {
+  const seen = response.pages || [];
+  if (seen.length) {
+    const paged = results.some((r) => r.pages.length) || seen.length > 1;
+    for (const p of seen) {
+      const label = paged ? "page " + p.page : state.file.name;
+      cards.push(el("figure", { class: "page", "data-page": paged ? String(p.page) : "0" },
+        el("img", { src: p.image, alt: label + " as the model saw it" }), el("figcaption", { text: label })));
+    }
+    cards.push(el("p", { class: "hint", text: "As the model saw them: rotated, resized and rendered by the service." }));
+  } else if (state.file && !isPdf(state.file)) {
     state.objectUrl = URL.createObjectURL(state.file);
     cards.push(el("figure", { class: "page", "data-page": "0" },
       el("img", { src: state.objectUrl, alt: "the uploaded image" }), el("figcaption", { text: state.file.name })));
@@ -219,13 +229,14 @@ async function extract(event) {
     const form = new FormData();
     form.append("file", state.file, state.file.name);
     for (const [k, v] of Object.entries(requestFields())) if (v !== undefined) form.append(k, v);
+    form.append("include_images", "true");  // the pages as the model saw them, for the page column
     button.disabled = true;
     $("busy").textContent = "Extracting…";
     const started = performance.now();
     const response = await api("/v1/extract", { method: "POST", body: form });
     state.response = response;
     $("busy").textContent = "Done in " + ((performance.now() - started) / 1000).toFixed(1) + " s";
-    renderPages(response.results);
+    renderPages(response);
     renderResults(response);
     $("output").hidden = false;
   } catch (err) {
@@ -346,7 +357,10 @@ function highlight(pages) {
 
 function download() {
   if (!state.response) return;
-  const blob = new Blob([JSON.stringify(state.response, null, 2)], { type: "application/json" });
+  // The page images were asked for this page's column only: the download is the extraction.
+  const answer = Object.assign({}, state.response);
+  delete answer.pages;
+  const blob = new Blob([JSON.stringify(answer, null, 2)], { type: "application/json" });
   const a = el("a", { href: URL.createObjectURL(blob), download: (state.file ? state.file.name : "result") + ".json" });
   document.body.append(a);
   a.click();

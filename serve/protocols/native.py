@@ -4,10 +4,17 @@ A document (multipart upload, or JSON with a data URI / URL / bare base64) and a
 (built-in name or inline schema) become a loaded document and an
 :class:`~serve.deployment.ExtractCall`; the replica's engine splits it into per-page or
 whole-document requests (:func:`docextract.preprocess.pages.group_pages`) and answers
-one :class:`~docextract.results.ExtractionResult` per prompt.
+one :class:`~docextract.results.ExtractionResult` per prompt. With ``include_images``, the
+ingress encodes the loaded pages (as the model sees them) into the answer itself, in a thread
+while the replica works, so the images never travel to the replica and back.
 """
 
 from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 
@@ -17,13 +24,38 @@ from serve.protocols.native_models import (
     ExtractOptions,
     ExtractRequest,
     ExtractResponse,
+    PageImage,
     document_name,
     parse_options,
 )
 
-__all__ = ["router"]
+if TYPE_CHECKING:
+    from docextract.preprocess.documents import Document
+
+__all__ = ["page_images", "router"]
 
 router = APIRouter()
+
+# A page goes back as JPEG only when that is under this share of its PNG (scans, photos);
+# text and line art stay lossless PNG.
+_JPEG_SHARE = 0.5
+
+
+def page_images(document: Document) -> list[PageImage]:
+    """Each page of ``document`` as a ``data:`` URI: PNG, or JPEG when it is much smaller."""
+    images = []
+    for page in document.pages:
+        png = io.BytesIO()
+        page.image.save(png, format="PNG", optimize=False, compress_level=6)
+        data, kind = png.getvalue(), "png"
+        jpeg = io.BytesIO()
+        page.image.convert("RGB").save(jpeg, format="JPEG", quality=85)
+        if jpeg.tell() < _JPEG_SHARE * len(data):
+            data, kind = jpeg.getvalue(), "jpeg"
+        images.append(
+            PageImage(page=page.page_number, image=f"data:image/{kind};base64," + base64.b64encode(data).decode())
+        )
+    return images
 
 
 @router.post("/v1/extract")
@@ -72,6 +104,19 @@ async def extract(request: Request) -> ExtractResponse:
         sampling=ingress.sampling(served, options.sampling_overrides()),
         preprocess_s=preprocess_s,
     )
-    results = await ingress.call(served, "extract", call, deadline)
+    # The images are encoded in a thread while the replica extracts.
+    images = asyncio.create_task(asyncio.to_thread(page_images, document)) if options.include_images else None
+    try:
+        results = await ingress.call(served, "extract", call, deadline)
+    except BaseException:
+        if images is not None:
+            images.cancel()
+        raise
     ingress.metrics.observe_results(served.model_name, results)
-    return ExtractResponse(model=served.model_name, task=task.name, task_version=task.version, results=results)
+    return ExtractResponse(
+        model=served.model_name,
+        task=task.name,
+        task_version=task.version,
+        results=results,
+        pages=await images if images is not None else None,
+    )

@@ -7,6 +7,9 @@
 * ``application/json``: :class:`ExtractRequest`, the document as a base64
   ``data:`` URI, bare base64, or an http(s) URL (when URL fetching is on).
 
+``include_images: true`` adds ``pages``: each page as the model saw it (after EXIF
+rotation, resizing to the pixel budget and PDF rendering), as a PNG or JPEG ``data:`` URI.
+
 A task is a built-in task's name, or an inline ``json_schema`` (+ optional
 ``instructions``); never a server-side file or import. The answer is
 :class:`ExtractResponse`: one :class:`~docextract.results.ExtractionResult`
@@ -29,7 +32,15 @@ from docextract.errors import InputError
 from docextract.results import ExtractionResult
 from serve.errors import invalid_request
 
-__all__ = ["ExtractOptions", "ExtractRequest", "ExtractResponse", "ModelInfo", "ModelList", "TaskInfo"]
+__all__ = [
+    "ExtractOptions",
+    "ExtractRequest",
+    "ExtractResponse",
+    "ModelInfo",
+    "ModelList",
+    "PageImage",
+    "TaskInfo",
+]
 
 
 class ExtractOptions(BaseModel):
@@ -47,6 +58,10 @@ class ExtractOptions(BaseModel):
     )
     max_tokens: int | None = Field(default=None, ge=1, description="Most tokens per result.")
     temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature (default greedy).")
+    include_images: bool = Field(
+        default=False,
+        description="Add `pages`: each page as the model saw it (after EXIF, resize, PDF rendering) as a data: URI.",
+    )
 
     @field_validator("pages", mode="before")
     @classmethod
@@ -95,6 +110,13 @@ class ExtractRequest(ExtractOptions):
     )
 
 
+class PageImage(BaseModel):
+    """One page as the model saw it."""
+
+    page: int = Field(description="1-based page number (1 for an image).")
+    image: str = Field(description="A data:image/png or data:image/jpeg base64 URI.")
+
+
 class ExtractResponse(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
@@ -102,6 +124,11 @@ class ExtractResponse(BaseModel):
     task: str
     task_version: str
     results: list[ExtractionResult]
+    pages: list[PageImage] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The page images, only with `include_images: true`.",
+    )
 
 
 class TaskInfo(BaseModel):
