@@ -25,6 +25,7 @@ Local ``$ref`` are followed; a recursive schema is cut at its second visit
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,30 +157,25 @@ def field_tree(schema: dict[str, Any]) -> FieldNode:
     return _with_schema(_node(schema, schema, frozenset()), schema)
 
 
-def leaf_fields(node: FieldNode, prefix: str = "") -> dict[str, str]:
-    """Every leaf path and its type, in schema order: ``{'vendor.name': 'string', ...}``."""
-    out: dict[str, str] = {}
+def _leaves(node: FieldNode, prefix: str = "") -> Iterator[tuple[str, FieldNode]]:
+    """Every leaf path and its node, in schema order."""
     if node.kind == "object":
         for key, child in node.properties.items():
-            out.update(leaf_fields(child, child_path(prefix, key)))
+            yield from _leaves(child, child_path(prefix, key))
     elif node.kind == "array":
-        out.update(leaf_fields(node.items or _JSON, item_path(prefix)))
+        yield from _leaves(node.items or _JSON, item_path(prefix))
     else:
-        out[prefix or "(root)"] = node.kind
-    return out
+        yield prefix or "(root)", node
+
+
+def leaf_fields(node: FieldNode, prefix: str = "") -> dict[str, str]:
+    """Every leaf path and its type, in schema order: ``{'vendor.name': 'string', ...}``."""
+    return {path: leaf.kind for path, leaf in _leaves(node, prefix)}
 
 
 def leaf_schemas(node: FieldNode, prefix: str = "") -> dict[str, Any]:
     """Every leaf path and the schema it was read from (None where there was none)."""
-    out: dict[str, Any] = {}
-    if node.kind == "object":
-        for key, child in node.properties.items():
-            out.update(leaf_schemas(child, child_path(prefix, key)))
-    elif node.kind == "array":
-        out.update(leaf_schemas(node.items or _JSON, item_path(prefix)))
-    else:
-        out[prefix or "(root)"] = node.schema
-    return out
+    return {path: leaf.schema for path, leaf in _leaves(node, prefix)}
 
 
 def array_paths(node: FieldNode, prefix: str = "") -> list[str]:
