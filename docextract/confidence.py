@@ -251,12 +251,12 @@ def _leaf_paths(data: Any, path: tuple[str | int, ...] = ()) -> set[str]:
 
 def _is_fixed(schema: dict[str, Any] | None, parts: Sequence[str | int]) -> bool:
     """Whether ``schema`` admits exactly one value at ``parts`` (``const`` or a one-value ``enum``)."""
-    from docextract.schema.refs import resolve_ref
+    from docextract.schema.refs import follow_refs
 
     root = schema
     node: Any = schema
     for part in parts:
-        node = _deref(node, root, resolve_ref)
+        node = follow_refs(node, root)
         if not isinstance(node, dict):
             return False
         if isinstance(part, int):
@@ -268,18 +268,8 @@ def _is_fixed(schema: dict[str, Any] | None, parts: Sequence[str | int]) -> bool
         else:
             props = node.get("properties") or {}
             node = props.get(part, node.get("additionalProperties"))
-    node = _deref(node, root, resolve_ref)
+    node = follow_refs(node, root)
     if not isinstance(node, dict):
         return False
     return "const" in node or (isinstance(node.get("enum"), list) and len(node["enum"]) == 1)
 
-
-def _deref(node: Any, root: Any, resolve_ref: Any) -> Any:
-    for _ in range(32):  # a chain of $refs, bounded against loops
-        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
-            return node
-        try:
-            node = resolve_ref(node["$ref"], root)
-        except Exception:  # noqa: BLE001 - an unresolvable $ref fixes nothing
-            return None
-    return None

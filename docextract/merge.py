@@ -109,15 +109,9 @@ def value_key(value: Any) -> Any:
 
 
 def _deref(node: Any, root: Any) -> Any:
-    from docextract.schema.refs import resolve_ref
+    from docextract.schema.refs import follow_refs
 
-    for _ in range(32):
-        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
-            break
-        try:
-            node = resolve_ref(node["$ref"], root)
-        except Exception:  # noqa: BLE001 - an unresolvable $ref says nothing about merging
-            return {}
+    node = follow_refs(node, root)  # an unresolvable $ref says nothing about merging: {} below
     if isinstance(node, dict):  # a nullable value (anyOf [X, null]): the merge reads X
         for branch_key in ("anyOf", "oneOf"):
             branches = [b for b in node.get(branch_key) or [] if _deref(b, root).get("type") != "null"]

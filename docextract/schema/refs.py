@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["resolve_ref"]
+__all__ = ["follow_refs", "resolve_ref"]
 
 
 def resolve_ref(ref: str, root: dict[str, Any]) -> Any:
@@ -31,3 +31,13 @@ def resolve_ref(ref: str, root: dict[str, Any]) -> Any:
             return None
         node = node[part]
     return node
+
+
+def follow_refs(node: Any, root: dict[str, Any], limit: int = 32) -> Any:
+    """``node`` with its chain of ``$ref`` followed to the schema that is not one; None for a
+    reference that resolves to nothing, or a chain longer than ``limit`` (a loop)."""
+    for _ in range(limit):
+        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
+            return node
+        node = resolve_ref(node["$ref"], root)
+    return None

@@ -32,6 +32,7 @@ __all__ = [
     "with_docextract",
     "answer_text",
     "event_stream",
+    "response_format_task",
     "schema_task",
     "task_name",
 ]
@@ -133,6 +134,20 @@ async def schema_task(
     return await deadline.run(
         ingress.task(key, lambda: task_from_schema(schema, name=task_name(schema), backend=backend))
     )
+
+
+async def response_format_task(
+    request: Request, served: ServedModel, fmt: Any, deadline: Deadline
+) -> TaskSpec | None:
+    """The task of an OpenAI ``response_format`` (checked once, then cached), or None for free text
+    (400 instead where the service sets ``require_schema``)."""
+    from serve.protocols.openai_models import response_task
+
+    ingress = ingress_of(request)
+    backend = served.structured_output_backend
+    require = ingress.config.limits.require_schema
+    key = ("response_format", fmt.model_dump_json(by_alias=True) if fmt else None, backend)
+    return await deadline.run(ingress.task(key, lambda: response_task(fmt, backend, require_schema=require)))
 
 
 class DocextractInfo(BaseModel):

@@ -18,6 +18,7 @@ from serve.protocols.common import (
     ingress_of,
     json_body,
     request_deadline,
+    response_format_task,
     schema_task,
     served_for,
     sse,
@@ -30,7 +31,7 @@ from serve.protocols.completions_models import (
     CompletionResponse,
     completion_id,
 )
-from serve.protocols.openai_models import StrictJsonStream, UsageOut, response_task
+from serve.protocols.openai_models import StrictJsonStream, UsageOut
 from serve.protocols.tgi_models import TgiToken, tgi_messages
 
 __all__ = ["router"]
@@ -45,15 +46,10 @@ async def completions(request: Request) -> JSONResponse | StreamingResponse:
     body: CompletionRequest = await json_body(request, CompletionRequest)
     served = served_for(request, body.served_name)
     if body.grammar is not None:
-        grammar = body.grammar.model_dump()
-        schema = grammar["value"] if grammar["type"] in ("json", "json_object") else None
-        if schema is None or not isinstance(schema, dict):
-            raise ApiError(400, 'grammar must be {"type": "json", "value": <JSON Schema>}', kind="unsupported_grammar")
+        schema = body.grammar.json_schema("grammar")
         task = await schema_task(request, served, schema, deadline, what="response_format or grammar")
     elif body.response_format is not None and body.response_format.type != "text":
-        fmt, backend = body.response_format, served.structured_output_backend
-        key = ("response_format", fmt.model_dump_json(by_alias=True), backend)
-        task = await deadline.run(ingress.task(key, lambda: response_task(fmt, backend, require_schema=True)))
+        task = await response_format_task(request, served, body.response_format, deadline)
     else:
         task = await schema_task(request, served, None, deadline, what="response_format or grammar")
     messages, refs = tgi_messages(body.text)

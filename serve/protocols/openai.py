@@ -23,6 +23,7 @@ from serve.protocols.common import (
     ingress_of,
     json_body,
     request_deadline,
+    response_format_task,
     served_for,
     sse,
 )
@@ -39,13 +40,11 @@ from serve.protocols.openai_models import (
     chat_messages,
     completion_id,
     openai_logprobs,
-    response_task,
 )
 
 __all__ = ["router"]
 
 router = APIRouter()
-#: Headers that keep proxies from buffering a stream.
 
 
 @router.post("/v1/chat/completions", response_model=None)
@@ -54,11 +53,7 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
     deadline = request_deadline(request)
     body: ChatCompletionRequest = await json_body(request, ChatCompletionRequest)
     served = served_for(request, body.model)
-    backend = served.structured_output_backend
-    fmt = body.response_format
-    key = ("response_format", fmt.model_dump_json(by_alias=True) if fmt else None, backend)
-    require = ingress.config.limits.require_schema
-    task = await deadline.run(ingress.task(key, lambda: response_task(fmt, backend, require_schema=require)))
+    task = await response_format_task(request, served, body.response_format, deadline)
     messages, refs = chat_messages(body.messages)
     cid, created = completion_id()
     extraction = await ingress.chat_request(

@@ -57,6 +57,21 @@ class TgiGrammar(BaseModel):
                 raise ValueError(f"grammar value is not valid JSON: {exc.msg}") from None
         return self
 
+    def json_schema(self, param: str) -> dict[str, Any]:
+        """The JSON Schema this grammar stands for: 400 for a grammar type this service does not
+        enforce, 422 when the value is not a schema object (``param`` names the field in errors)."""
+        if self.type not in ("json", "json_object"):
+            raise ApiError(
+                400,
+                f'{self.type!r} grammars are not supported: give {param} = {{"type": "json", "value": '
+                "<JSON Schema>}, or no grammar for free text",
+                kind="unsupported_grammar",
+                param=param,
+            )
+        if not isinstance(self.value, dict):
+            raise SchemaError(f"{param}.value must be a JSON Schema object, got {type(self.value).__name__}")
+        return self.value
+
 
 class TgiParameters(BaseModel):
     """The ``parameters`` TGI clients send; unknown ones are ignored, as TGI's own router does."""
@@ -102,21 +117,7 @@ class TgiRequest(BaseModel):
         """The JSON Schema of ``parameters.grammar``: None without a grammar (free text), 400 for a
         grammar type this service does not enforce, 422 when the value is not a schema object."""
         grammar = self.parameters.grammar
-        if grammar is None:
-            return None
-        if grammar.type not in ("json", "json_object"):
-            raise ApiError(
-                400,
-                f'{grammar.type!r} grammars are not supported: give parameters.grammar = {{"type": "json", "value": '
-                "<JSON Schema>}, or no grammar for free text",
-                kind="unsupported_grammar",
-                param="parameters.grammar",
-            )
-        if not isinstance(grammar.value, dict):
-            raise SchemaError(
-                f"parameters.grammar.value must be a JSON Schema object, got {type(grammar.value).__name__}"
-            )
-        return grammar.value
+        return grammar.json_schema("parameters.grammar") if grammar is not None else None
 
 
 class TgiToken(BaseModel):
