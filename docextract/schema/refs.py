@@ -1,7 +1,7 @@
 """Local ``$ref`` resolution, the one resolver every reader of a task schema follows.
 
 Only local references (``#/$defs/Item``, ``#/properties/a``) are resolved:
-:func:`docextract.schema.check.check_schema` refuses any other when a task is
+the schema compiler (:mod:`.compiler`) refuses any other when a task is
 loaded, so a schema that reaches the engine, the optional-field mapping
 (:mod:`.transform`) or the evaluation (:mod:`docextract.evaluation.fields`)
 has no remote one.
