@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from docextract.errors import DocExtractError, validation_problems
+from docextract.models.families import GENERIC_MIN_PIXELS, model_min_pixels
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -61,10 +62,11 @@ DEFAULT_MAX_BYTES = 50 * 1024**2
 #: PDF pages larger than this at the requested dpi are rendered at a lower dpi.
 DEFAULT_MAX_PAGE_PIXELS = 50_000_000
 
-#: Smaller images and pages are scaled up to this many pixels: the Qwen2-VL / Qwen2.5-VL
-#: family's minimum (56 x 56, 4 image tokens), the default model's. Each family's own minimum
-#: is in :mod:`docextract.models.families`.
-DEFAULT_MIN_PIXELS = 56 * 56
+#: Smaller images and pages are scaled up to this many pixels when the model is unknown: the
+#: Qwen2-VL / Qwen2.5-VL family's minimum (56 x 56, 4 image tokens), the default model's. An
+#: :class:`ExtractionConfig` uses its model family's own minimum instead
+#: (:func:`docextract.models.families.model_min_pixels`).
+DEFAULT_MIN_PIXELS = GENERIC_MIN_PIXELS
 #: Refuse (``too_small``) an image or page whose shorter side has fewer pixels than this: below
 #: it there is nothing to read, and scaling it up only invents pixels. An 8 x 8 image is kept.
 MIN_IMAGE_SIDE = 8
@@ -108,8 +110,10 @@ class PreprocessOptions(BaseModel):
         gt=0,
         description=(
             "Smaller images and pages are scaled up to at least this many pixels (the result then "
-            "carries an 'upscaled' warning). The default, 56*56, is the Qwen2-VL family's minimum; "
-            "an image whose shorter side is under 8 pixels is refused (too_small). None never scales up."
+            "carries an 'upscaled' warning). Default: the loaded model family's minimum (Qwen2-VL and "
+            "Qwen2.5-VL 56*56, Idefics3/SmolVLM one vision tile, e.g. 364*364, Pixtral 16*16; 56*56 "
+            "for other models), at most max_pixels. An image whose shorter side is under 8 pixels is "
+            "refused (too_small). None never scales up."
         ),
     )
     blank_pages: BlankPageAction = Field(
@@ -272,6 +276,12 @@ class ExtractionConfig(BaseModel):
     include_schema_in_prompt: bool = Field(
         default=True, description="Show the JSON Schema to the model in the prompt as well as enforcing it."
     )
+    schema_store: list[str] = Field(
+        default_factory=list,
+        description="Directories and files of JSON Schemas that a schema's $ref to another document may name, "
+        "found by $id or file name and bundled into the schema; references are never fetched "
+        "(docextract.schema.store).",
+    )
     system_prompt: str | None = Field(default=None, description="Optional system message before the task.")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     preprocess: PreprocessOptions = Field(default_factory=PreprocessOptions)
@@ -279,6 +289,21 @@ class ExtractionConfig(BaseModel):
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra vLLM AsyncEngineArgs, passed through unchecked."
     )
+
+    @model_validator(mode="after")
+    def _model_min_pixels(self) -> ExtractionConfig:
+        # Unless the user chose a minimum, images are scaled up to the model family's (read from
+        # the model's files where they are on this machine). Resolved once, here, so the CLI,
+        # the service's ingress and replicas and a batch job's stages all scale alike: a config
+        # that is serialised and loaded again carries the value, set.
+        budget = self.preprocess
+        if "min_pixels" not in budget.model_fields_set and budget.min_pixels is not None:
+            minimum = model_min_pixels(self.model)
+            if budget.max_pixels is not None:
+                minimum = min(minimum, budget.max_pixels)
+            if minimum != budget.min_pixels:
+                self.preprocess = budget.model_copy(update={"min_pixels": minimum})
+        return self
 
     @property
     def model_name(self) -> str:

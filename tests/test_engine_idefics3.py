@@ -46,6 +46,20 @@ def test_family_settings_reach_vllm(idefics3_runner):
     assert "User:<image>" in prompt["prompt"] and prompt["prompt"].endswith("Assistant:")
 
 
+def test_tiny_image_is_scaled_up_to_the_families_tile(idefics3_runner):
+    # The family's minimum is one vision tile, read from the model's preprocessor config
+    # (the tiny model tiles at 64 px, saved by transformers 5 in processor_config.json), since the config set no min_pixels of its own.
+    engine = idefics3_runner.engine
+    assert engine.config.preprocess.min_pixels == 64 * 64
+    stamp = Image.new("RGB", (16, 16), "white")
+    stamp.paste((0, 0, 0), (0, 0, 8, 8))
+    document = load_document(stamp, name="stamp.png", options=engine.config.preprocess)
+    assert document.pages[0].image.size == (64, 64)
+    (result,) = idefics3_runner.run(engine.extract_document(document, get_builtin_task("image_card")))
+    assert [w.kind for w in result.warnings] == ["upscaled"]
+    assert result.error is None and result.valid, (result.errors, result.raw_text)
+
+
 def test_every_builtin_task_per_page_and_whole_document(idefics3_runner, tmp_path):
     engine = idefics3_runner.engine
     pdf_path = tmp_path / "two.pdf"
