@@ -109,9 +109,8 @@ def test_truncated_pdf(three_pages, renderer):
     with pytest.raises(InputError) as err:
         render_pdf_pages(three_pages[: len(three_pages) // 2], renderer=renderer, name="cut.pdf")
     assert _kind(err) == "corrupt_pdf"
-    assert str(err.value).startswith("cut.pdf: ")
-    if renderer == "auto":
-        assert "pdfium:" in str(err.value) and "poppler:" in str(err.value)
+    # One message for the cause, whichever renderers were tried.
+    assert str(err.value) == "cut.pdf: truncated: the file ends before its end-of-file marker"
 
 
 @pytest.mark.parametrize("renderer", RENDERERS + ["auto"])

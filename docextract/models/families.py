@@ -185,7 +185,9 @@ register_family(
 register_family(
     # vLLM's Pixtral reads images through mistral_common or the HF processor by format;
     # its own defaults (longest edge 1024) apply, and docextract resizes to the budget first.
-    ModelFamily("pixtral", lambda min_pixels, max_pixels: {}, min_pixels=PIXTRAL_MIN_PIXELS, min_pixels_in=_pixtral_min),
+    ModelFamily(
+        "pixtral", lambda min_pixels, max_pixels: {}, min_pixels=PIXTRAL_MIN_PIXELS, min_pixels_in=_pixtral_min
+    ),
     "PixtralForConditionalGeneration",
     "Mistral3ForConditionalGeneration",
 )

@@ -18,7 +18,6 @@ and checked for being one uniform colour (``blank_page`` warning; with
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -36,7 +35,7 @@ from docextract.preprocess.images import (
     resize_to_pixel_budget,
 )
 from docextract.preprocess.pdf.api import iter_pdf_pages
-from docextract.preprocess.pdf.common import select_pages
+from docextract.preprocess.pdf.common import NOT_A_PDF, holds_pdf, select_pages
 from docextract.preprocess.sources import check_size, read_source_bytes
 from docextract.results import InputWarning
 
@@ -238,12 +237,6 @@ _KNOWN_UNSUPPORTED = (
     (lambda head: head.lstrip().startswith((b"<svg", b"<?xml")), "SVG/XML"),
 )
 
-# A header-less PDF still has numbered objects ("12 0 obj") and a catalog or pages (or object
-# streams holding them); a file without both is no PDF, whatever it is called.
-_PDF_OBJECT = re.compile(rb"\d+\s+\d+\s+obj\b")
-_PDF_STRUCTURE = (b"/Page", b"/Catalog", b"/Root", b"/ObjStm")
-_PDF_SCAN_BYTES = 8 * 1024**2
-
 
 def _media_kind(media_type: str | None) -> Literal["image", "pdf"] | None:
     if not media_type:
@@ -254,11 +247,6 @@ def _media_kind(media_type: str | None) -> Literal["image", "pdf"] | None:
     if essence.startswith("image/"):
         return "image"
     return None
-
-
-def _looks_like_pdf(data: bytes) -> bool:
-    scan = data[:_PDF_SCAN_BYTES]
-    return _PDF_OBJECT.search(scan) is not None and any(token in scan for token in _PDF_STRUCTURE)
 
 
 def resolve_kind(data: bytes, media_type: str | None, name: str) -> Literal["image", "pdf"]:
@@ -273,9 +261,9 @@ def resolve_kind(data: bytes, media_type: str | None, name: str) -> Literal["ima
         return kind
     declared = _media_kind(media_type) or ("pdf" if name.lower().endswith(".pdf") else None)
     if declared == "pdf":
-        if _looks_like_pdf(data):
+        if holds_pdf(data):
             return "pdf"  # no header, but PDF objects: poppler renders such files
-        raise InputError(f"{name}: not a PDF: no PDF header and no PDF objects in the file", kind="corrupt_pdf")
+        raise InputError(f"{name}: {NOT_A_PDF}", kind="corrupt_pdf")
     if declared == "image":
         return "image"  # the image decoder says what is wrong with it
     hint = next((what for matches, what in _KNOWN_UNSUPPORTED if matches(data[:64])), None)

@@ -63,10 +63,12 @@ from docextract.errors import InputError
 from docextract.preprocess.images import is_uniform
 from docextract.preprocess.pdf.common import (
     MAX_CONCURRENT_RENDERS,
+    PDF_SCAN_BYTES,
     RENDER_MEMORY_LIMIT_BYTES,
     RenderedPage,
     RenderFailed,
     RenderRequest,
+    corrupt_cause,
 )
 from docextract.preprocess.pdf.pdfium import render_pdfium
 from docextract.preprocess.pdf.poppler import render_poppler
@@ -251,6 +253,16 @@ def _resolve_source(source: PdfSource, name: str | None) -> tuple[str, str | Non
     return name, os.path.abspath(path), None
 
 
+def _head(request: RenderRequest, n: int = PDF_SCAN_BYTES) -> bytes:
+    if request.data is not None:
+        return request.data[:n]
+    try:
+        with open(request.path or "", "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
+
+
 def _tail(request: RenderRequest, n: int = 1024) -> bytes:
     if request.data is not None:
         return request.data[-n:]
@@ -341,12 +353,12 @@ def _failure(failures: list[tuple[str, RenderFailed]], request: RenderRequest, t
             failure.reason = f"rendering took longer than the limit of {timeout_s:g} s"
     # The most specific failure wins: a refusal (password, pages, time) over "cannot read".
     kind = next((f.kind for _, f in reversed(failures) if f.kind not in _FALLBACK_KINDS), failures[0][1].kind)
-    if len({f.reason for _, f in failures}) == 1:
-        return InputError(f"{name}: {failures[0][1].reason}", kind=kind)
-    reasons = "; ".join(f"{e}: {f.reason}" for e, f in failures)
-    if kind == "corrupt_pdf" and b"%%EOF" not in _tail(request):
-        return InputError(f"{name}: truncated: the file ends before its end-of-file marker ({reasons})", kind=kind)
-    return InputError(f"{name}: cannot be rendered ({reasons})", kind=kind)
+    if kind == "corrupt_pdf":
+        # One message per cause, whichever renderers were tried and however each put it.
+        reasons = [f.reason for _, f in failures if f.kind == kind]
+        return InputError(f"{name}: {corrupt_cause(reasons, _head(request), _tail(request))}", kind=kind)
+    reason = next(f.reason for _, f in failures if f.kind == kind)
+    return InputError(f"{name}: {reason}", kind=kind)
 
 
 def _reset_render_slots_after_fork() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -29,7 +30,13 @@ __all__ = [
     "MAX_CONCURRENT_RENDERS",
     "RenderFailed",
     "RenderRequest",
+    "NOT_A_PDF",
+    "NO_HEADER",
+    "PDF_SCAN_BYTES",
+    "TRUNCATED",
     "check_page_size",
+    "corrupt_cause",
+    "holds_pdf",
     "kill_group",
     "limit_resources",
     "page_dpi",
@@ -44,6 +51,23 @@ RENDER_MEMORY_LIMIT_BYTES = 2 * 1024**3
 MIN_PAGE_POINTS = 3
 # Rendering is CPU-bound: more renders at once than cores only adds memory.
 MAX_CONCURRENT_RENDERS = max(2, os.cpu_count() or 2)
+
+
+#: The one message for a file that holds nothing of a PDF, however it was declared.
+NOT_A_PDF = "not a PDF: no PDF header and no PDF objects in the file"
+#: The one message for a header-less file with PDF objects that no renderer can read.
+NO_HEADER = "not a readable PDF: no PDF header, and the PDF objects in it cannot be read"
+#: The one message for a PDF that cannot be read and ends before its end-of-file marker.
+TRUNCATED = "truncated: the file ends before its end-of-file marker"
+#: How much of a file :func:`holds_pdf` scans for PDF objects.
+PDF_SCAN_BYTES = 8 * 1024**2
+
+# A header-less PDF still has numbered objects ("12 0 obj") and a catalog or pages (or object
+# streams holding them); a file without both is no PDF, whatever it is called.
+_PDF_OBJECT = re.compile(rb"\d+\s+\d+\s+obj\b")
+_PDF_STRUCTURE = (b"/Page", b"/Catalog", b"/Root", b"/ObjStm")
+# A renderer's "cannot parse it" says nothing the cause does not say better.
+_GENERIC = "not a PDF or corrupted"
 
 
 @dataclass(frozen=True)
@@ -90,6 +114,36 @@ class RenderRequest:
 # --- shared checks ----------------------------------------------------------
 
 
+def holds_pdf(head: bytes) -> bool:
+    """Whether a file's first bytes (up to :data:`PDF_SCAN_BYTES`) show a PDF: a ``%PDF-`` header
+    in the first KiB (where readers look for it), or numbered objects and a PDF structure."""
+    if b"%PDF-" in head[:1024]:
+        return True
+    scan = head[:PDF_SCAN_BYTES]
+    return _PDF_OBJECT.search(scan) is not None and any(token in scan for token in _PDF_STRUCTURE)
+
+
+def corrupt_cause(reasons: list[str], head: bytes, tail: bytes) -> str:
+    """One message for a file every renderer tried found unreadable (``corrupt_pdf``), by cause:
+    not a PDF, no header, truncated, a damaged page tree, a damaged page, or else damaged. ``reasons`` are
+    the renderers' own (already in words of ours, never their command-line text)."""
+    if not holds_pdf(head):
+        return NOT_A_PDF
+    if b"%PDF-" not in head[:1024]:
+        return NO_HEADER
+    if b"%%EOF" not in tail:
+        return TRUNCATED
+    for prefix in ("damaged page tree", "damaged page", "damaged"):
+        found = next((r for r in reasons if r.startswith(prefix)), None)
+        if found is not None:
+            return found
+    specific = next((r for r in reasons if r != _GENERIC), reasons[0] if reasons else _GENERIC)
+    if specific.startswith(_GENERIC):
+        detail = specific[len(_GENERIC) :].strip(" ()")
+        return "damaged: cannot be read" + (f" ({detail})" if detail else "")
+    return f"damaged: {specific}"
+
+
 def select_pages(count: int, pages: list[int] | None, max_pages: int | None, done: tuple[int, ...] = ()) -> list[int]:
     """The 1-based pages to render, less those ``done``."""
     selected = _select(count, pages, max_pages)
@@ -120,7 +174,7 @@ def _select(count: int, pages: list[int] | None, max_pages: int | None) -> list[
 def page_dpi(width_pt: float, height_pt: float, dpi: float, max_page_pixels: int | None) -> float:
     """``dpi``, lowered so that the page fits ``max_page_pixels``."""
     if not (width_pt > 0 and height_pt > 0):  # also catches NaN
-        raise RenderFailed("corrupt_pdf", f"page has no size ({width_pt} x {height_pt} pt)")
+        raise RenderFailed("corrupt_pdf", f"damaged page: it has no size ({width_pt:g} x {height_pt:g} pt)")
     pixels = (width_pt * dpi / 72) * (height_pt * dpi / 72)
     if max_page_pixels is None or pixels <= max_page_pixels:
         return dpi
@@ -131,7 +185,9 @@ def page_dpi(width_pt: float, height_pt: float, dpi: float, max_page_pixels: int
 def check_page_size(number: int, size: tuple[int, int], dpi: float) -> None:
     min_px = max(2, int(MIN_PAGE_POINTS * dpi / 72))
     if min(size) < min_px:
-        raise RenderFailed("corrupt_pdf", f"page {number} rendered as {size[0]}x{size[1]} pixels: not a real page")
+        raise RenderFailed(
+            "corrupt_pdf", f"damaged page: page {number} rendered as {size[0]}x{size[1]} pixels, not a real page"
+        )
 
 
 # --- rendering processes ----------------------------------------------------

@@ -47,6 +47,11 @@ from docextract.preprocess.pdf.common import (
 __all__ = ["pdfium_worker_main", "render_pdfium"]
 
 _WORKER_START_TIMEOUT_S = 30.0
+# pdfium opens a real PDF, even one whose cross-reference table it must rebuild, in well under
+# a second; garbage that only looks like one (tens of MB of stray "obj ... stream") keeps it
+# scanning for many seconds. Past this it is given up as damaged (poppler is tried next under
+# "auto"), so a file that is no PDF fails in seconds, not at the document's time limit.
+OPEN_LIMIT_S = 2.0
 # Recycling bounds whatever pdfium leaks across documents.
 _WORKER_MAX_REQUESTS = 500
 
@@ -99,11 +104,13 @@ def _pdfium_exchange(worker: _PdfiumWorker, request: RenderRequest, deadline: fl
     # Until the worker's last reply for this request is read, the pipe is
     # mid-conversation: whatever ends the exchange early (an error, or a caller that
     # stops reading pages) must kill the worker.
-    in_sync = False
+    in_sync = opened = False
     try:
         worker.send(header, request.data or b"")
+        open_by = min(deadline, time.monotonic() + OPEN_LIMIT_S)
         while True:
-            reply, payload = worker.receive(deadline)
+            reply, payload = worker.receive(deadline if opened else open_by)
+            opened = True
             if reply["type"] == "count" and request.op == "count":
                 in_sync = True
                 yield int(reply["count"])
@@ -125,6 +132,8 @@ def _pdfium_exchange(worker: _PdfiumWorker, request: RenderRequest, deadline: fl
                 in_sync = True
                 raise RenderFailed(reply["kind"], reply["message"], count=reply.get("count"))
     except TimeoutError:
+        if not opened and time.monotonic() < deadline:
+            raise RenderFailed("corrupt_pdf", f"damaged: pdfium could not open it within {OPEN_LIMIT_S:g} s") from None
         raise RenderFailed("render_timeout", "rendering took longer than the time limit") from None
     except (EOFError, OSError, ValueError) as exc:
         # The worker died mid-document: a crash in pdfium or the memory limit.

@@ -88,17 +88,22 @@ def _poppler_pages(request: RenderRequest, deadline: float) -> Iterator[Rendered
             int(n): (float(w), float(h))
             for n, w, h in re.findall(r"^Page\s+(\d+) size:\s+([\d.]+) x ([\d.]+)", info, re.M)
         }
-        for first, last, dpi in _poppler_runs(selected, sizes, request):
+        for first, last, dpi in _poppler_runs(selected, sizes, request, count):
             yield from _pdftoppm(path, first, last, dpi, tmp, deadline)
 
 
 def _poppler_runs(
-    selected: list[int], sizes: dict[int, tuple[float, float]], request: RenderRequest
+    selected: list[int], sizes: dict[int, tuple[float, float]], request: RenderRequest, count: int
 ) -> Iterator[tuple[int, int, float]]:
     """Consecutive pages with the same dpi, one pdftoppm call each."""
     run: list[Any] = []
     for number in selected:
         w, h = sizes.get(number, (612.0, 792.0))
+        if not (w > 0 and h > 0):
+            # pdfinfo's size of a page its page tree lists but cannot find (a loop, a dead link).
+            raise RenderFailed(
+                "corrupt_pdf", f"damaged page tree: page {number} of the {count} it lists cannot be found"
+            )
         dpi = page_dpi(w, h, request.dpi, request.max_page_pixels)
         if run and number == run[1] + 1 and dpi == run[2]:
             run[1] = number
