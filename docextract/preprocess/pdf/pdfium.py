@@ -198,7 +198,9 @@ class _PdfiumWorker:
     multiprocessing, so a caller's ``__main__`` is never re-imported."""
 
     def __init__(self) -> None:
-        package_root = str(Path(__file__).resolve().parents[1])
+        # The directory that holds the docextract package (this file is docextract/preprocess/pdf/pdfium.py),
+        # so the worker imports this copy even where docextract is not installed.
+        package_root = str(Path(__file__).resolve().parents[3])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         try:
