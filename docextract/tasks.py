@@ -18,6 +18,7 @@ import importlib
 import json
 import pathlib
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -93,15 +94,20 @@ class TaskSpec(BaseModel):
         description: str = "",
         pydantic_model: type[BaseModel] | None = None,
         backend: Backend = "xgrammar",
+        schema_store: Sequence[str] | None = None,
     ) -> TaskSpec:
-        """Check the schema for ``backend`` and build the task."""
+        """Check the schema for ``backend`` and build the task. References to other documents
+        are resolved from ``schema_store`` and bundled: the task's ``json_schema`` is then the
+        self-contained schema (:mod:`docextract.schema.bundle`)."""
         if not _NAME_RE.match(name or ""):
             raise TaskError(f"invalid task name {name!r}: use letters, digits, '_', '-' or '.', at most 64")
         if not isinstance(instructions, str) or not instructions.strip():
             raise TaskError(f"task {name!r}: instructions must be a non-empty string")
         if json_schema is True:  # the schema every value satisfies
             json_schema = {}
-        report = compile_schema(json_schema, backend)
+        report = compile_schema(json_schema, backend, schema_store)
+        if report.bundled:
+            json_schema = report.schema_
         description = description or (
             _first_line(json_schema.get("description", "")) if isinstance(json_schema, dict) else ""
         )
@@ -185,6 +191,7 @@ def task_from_schema(
     name: str = "custom",
     version: str = "1",
     backend: Backend = "xgrammar",
+    schema_store: Sequence[str] | None = None,
 ) -> TaskSpec:
     """Build a task from a JSON Schema dict (instructions default to a generic prompt)."""
     return TaskSpec.create(
@@ -193,10 +200,17 @@ def task_from_schema(
         json_schema=schema,
         version=version,
         backend=backend,
+        schema_store=schema_store,
     )
 
 
-def task_from_labelr_config(config: dict[str, Any], *, name: str = "custom", backend: Backend = "xgrammar") -> TaskSpec:
+def task_from_labelr_config(
+    config: dict[str, Any],
+    *,
+    name: str = "custom",
+    backend: Backend = "xgrammar",
+    schema_store: Sequence[str] | None = None,
+) -> TaskSpec:
     """Build a task from labelr's ``config.json`` content: ``{"instructions", "json_schema"}``."""
     missing = [key for key in ("instructions", "json_schema") if key not in config]
     if missing:
@@ -207,6 +221,7 @@ def task_from_labelr_config(config: dict[str, Any], *, name: str = "custom", bac
         json_schema=config["json_schema"],
         version=str(config.get("version", "1")),
         backend=backend,
+        schema_store=schema_store,
     )
 
 
@@ -251,6 +266,7 @@ def load_task(
     *,
     instructions: str | None = None,
     backend: Backend = "xgrammar",
+    schema_store: Sequence[str] | None = None,
 ) -> TaskSpec:
     """Load a task from a reference, tried in this order:
 
@@ -260,7 +276,8 @@ def load_task(
     * ``module:Class`` naming a Pydantic model (``instructions`` required, or a
       module-level ``INSTRUCTIONS`` next to the class).
 
-    ``instructions``, when given, replaces the task's own.
+    ``instructions``, when given, replaces the task's own. ``schema_store`` resolves a
+    schema's references to other documents (see :meth:`TaskSpec.create`).
     """
     from schemas import BUILTIN_TASK_MODULES
 
@@ -277,8 +294,8 @@ def load_task(
         if isinstance(content, dict) and "json_schema" in content:
             if instructions:
                 content = {**content, "instructions": instructions}
-            return task_from_labelr_config(content, name=name, backend=backend)
-        return task_from_schema(content, instructions, name=name, backend=backend)
+            return task_from_labelr_config(content, name=name, backend=backend, schema_store=schema_store)
+        return task_from_schema(content, instructions, name=name, backend=backend, schema_store=schema_store)
     if ":" in ref:
         module_name, _, attr = ref.partition(":")
         try:

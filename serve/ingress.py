@@ -41,7 +41,6 @@ from serve.protocols.common import task_name
 from serve.url_fetch import UrlFetcher
 
 if TYPE_CHECKING:
-
     from docextract.preprocess.documents import Document, Page
     from docextract.requests import ExtractionRequest
     from docextract.results import ExtractionDelta, ExtractionResult
@@ -82,6 +81,10 @@ class Ingress:
             else None
         )
         self._tasks: OrderedDict[tuple[Any, ...], TaskSpec] = OrderedDict()
+        from docextract.schema.store import load_store
+
+        for served in config.models:  # read once, here: a missing store fails the deployment, not a request
+            load_store(served.schema_store)
 
     def __serve_build_asgi_app__(self):
         from serve.http import create_app
@@ -122,7 +125,7 @@ class Ingress:
         """A built-in task by name, or one from an inline schema. Never a file or an import: those are server-side."""
         from docextract.tasks import DEFAULT_INSTRUCTIONS, builtin_task_names, get_builtin_task, task_from_schema
 
-        backend = served.structured_output_backend
+        backend, store = served.structured_output_backend, served.schema_store
         if (task is None) == (json_schema is None):
             raise ApiError(400, "give either task (a built-in task name) or json_schema", kind="invalid_task")
         if task is not None:
@@ -138,10 +141,12 @@ class Ingress:
             return built.model_copy(update={"instructions": instructions}) if instructions else built
         assert json_schema is not None
         name = task_name(json_schema)
-        key = ("schema", json.dumps(json_schema, sort_keys=True), instructions, name, backend)
+        key = ("schema", json.dumps(json_schema, sort_keys=True), instructions, name, backend, tuple(store))
         return await self.task(
             key,
-            lambda: task_from_schema(json_schema, instructions or DEFAULT_INSTRUCTIONS, name=name, backend=backend),
+            lambda: task_from_schema(
+                json_schema, instructions or DEFAULT_INSTRUCTIONS, name=name, backend=backend, schema_store=store
+            ),
         )
 
     @staticmethod

@@ -85,7 +85,7 @@ def bad_inputs(tmp_path_factory):
     (d / "schema.json").write_text(json.dumps({"type": "object", "properties": {"a": {"type": "strng"}}}))
     (d / "unsupported.json").write_text(
         # multipleOf is accepted now (validated after generation, issue 12); a $ref to another
-        # document cannot be generated at all.
+        # document cannot be generated at all without a schema store.
         json.dumps({"type": "object", "properties": {"a": {"$ref": "https://example.com/s.json"}}})
     )
     return d
@@ -98,7 +98,7 @@ def bad_inputs(tmp_path_factory):
         (["empty.jpg", "--task", "invoice"], "empty"),
         (["truncated.pdf", "--task", "invoice"], "truncated.pdf"),
         (["ok.png", "--schema", "schema.json"], "invalid JSON Schema"),
-        (["ok.png", "--schema", "unsupported.json"], "is not local"),
+        (["ok.png", "--schema", "unsupported.json"], "names another document"),
         (["ok.png", "--task", "no_such_task"], "unknown task"),
     ],
 )

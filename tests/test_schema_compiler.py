@@ -99,7 +99,7 @@ def test_report_names_what_each_backend_enforces():
     [
         ([1, 2], "must be a JSON object"),
         ({"type": "strin"}, "invalid JSON Schema"),
-        ({"type": "object", "properties": {"a": {"$ref": "https://example.com/s.json"}}}, "is not local"),
+        ({"type": "object", "properties": {"a": {"$ref": "https://example.com/s.json"}}}, "names another document"),
         ({"type": "object", "properties": {"a": {"$ref": "#/$defs/Missing"}}}, "points to nothing"),
     ],
 )

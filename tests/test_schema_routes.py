@@ -69,3 +69,39 @@ def test_chat_answer_flags_a_keyword_validated_after(schema, text):
     info = docextract_info(result, served, constrained=True)
     assert info.valid is False and info.errors
     assert info.validated_after and info.backend == "xgrammar"
+
+
+def test_schema_store_resolves_references_on_the_routes(tmp_path_factory):
+    # A served model with a schema store: the check route bundles what a reference names; a
+    # reference the store lacks is refused on the chat route (422) with how to fix it, before
+    # any replica is called (none is deployed here).
+    import json
+
+    from serve.http import create_app
+
+    store = tmp_path_factory.mktemp("store")
+    base = {"$id": "https://s.example.com/base.json", "definitions": {"code": {"enum": ["A", "B"]}}}
+    (store / "base.json").write_text(json.dumps(base))
+    config = load_serve_config(
+        {"models": [{"model": "/nonexistent", "served_model_name": "m", "schema_store": [str(store)]}]}
+    )
+    schema = {
+        "$id": "https://s.example.com/app.json",
+        "type": "object",
+        "properties": {"code": {"$ref": "base.json#/definitions/code"}},
+    }
+    with TestClient(create_app(Ingress(config, replicas={}))) as client:
+        body = client.post("/v1/schema/check", json={"schema": schema}).json()
+        assert body["accepted"] and body["bundled"] == ["https://s.example.com/base.json"]
+        assert body["engine_schema"]["$defs"]["base.code"]["enum"] == ["A", "B"]
+        missing = {"type": "object", "properties": {"x": {"$ref": "https://s.example.com/other.json"}}}
+        answer = client.post(
+            "/v1/chat/completions",
+            json={
+                "messages": [{"role": "user", "content": "hi"}],
+                "response_format": {"type": "json_schema", "json_schema": {"name": "t", "schema": missing}},
+            },
+        )
+        assert answer.status_code == 422, answer.text
+        message = answer.json()["error"]["message"]
+        assert "the schema store has no document for it" in message and "never fetched" in message

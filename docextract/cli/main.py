@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=ExtractionConfig.model_fields["structured_output_backend"].default,
         help="the grammar backend to check for (default: %(default)s)",
     )
+    check.add_argument(
+        "--schema-store",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help=ExtractionConfig.model_fields["schema_store"].description,
+    )
     check.add_argument("--all", action="store_true", help="list enforced keywords too (default: a count)")
     check.add_argument("--json", action="store_true", help="print the report as JSON (as POST /v1/schema/check)")
 
@@ -188,7 +195,7 @@ def _schema_of(ref: str) -> object:
 def _cmd_schema(args: argparse.Namespace) -> int:
     from docextract.schema.compiler import check_coverage
 
-    report = check_coverage(_schema_of(args.ref), args.structured_output_backend)
+    report = check_coverage(_schema_of(args.ref), args.structured_output_backend, args.schema_store)
     if args.json:
         from docextract.schema.report import report_json
 

@@ -48,6 +48,11 @@ __all__ = [
 CONFIG_PREFIX = "cfg"
 _SEP = "__"
 _NOT_SHOWN = (None, {}, [])
+#: Config fields whose generated option reads better another way than as JSON.
+_CONFIG_OPTION_OVERRIDES: dict[str, dict[str, Any]] = {
+    # A list of paths: one --schema-store PATH per entry, as a shell completes paths.
+    "schema_store": {"action": "append", "type": str, "metavar": "PATH"},
+}
 
 
 def _json_value(text: str) -> Any:
@@ -159,7 +164,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type[BaseM
                 parser, sub_cls, title=f"{name} ({sub_cls.__name__})", dest_prefix=f"{CONFIG_PREFIX}{_SEP}{name}"
             )
         else:
-            add_model_options(engine, config_cls, title=None, dest_prefix=CONFIG_PREFIX, fields=[name])
+            add_model_options(
+                engine,
+                config_cls,
+                title=None,
+                dest_prefix=CONFIG_PREFIX,
+                fields=[name],
+                overrides=_CONFIG_OPTION_OVERRIDES,
+            )
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -185,5 +197,10 @@ def config_and_task(args: argparse.Namespace) -> tuple[ExtractionConfig, TaskSpe
     from docextract.tasks import load_task
 
     config = load_config(args.config, **config_overrides(args))
-    task = load_task(args.task or args.schema, instructions=args.instructions, backend=config.structured_output_backend)
+    task = load_task(
+        args.task or args.schema,
+        instructions=args.instructions,
+        backend=config.structured_output_backend,
+        schema_store=config.schema_store,
+    )
     return config, task

@@ -5,8 +5,10 @@ tasks through it (:func:`docextract.tasks.TaskSpec.create`).
 
 Order of work:
 
-1. Refuse only what is not a JSON Schema in any draft (04 to 2020-12), what nests deeper
-   than vLLM allows, and a ``$ref`` that cannot be resolved offline.
+1. :func:`~docextract.schema.admission.admit`: refuse only what is not a JSON Schema in any
+   draft (04 to 2020-12), what nests deeper than vLLM allows, and a ``$ref`` that cannot be
+   resolved offline; bundle the documents other references name, from the schema store
+   (:mod:`~docextract.schema.bundle`), so the rest reads one self-contained schema.
 2. :func:`~docextract.schema.normalize.normalize` (drafts, root ``$ref``).
 3. Apply :data:`~docextract.schema.rules.RULES`: keep what the backend enforces, leave the
    rest out of the engine schema (it is validated after), merge a multi-branch ``allOf`` for
@@ -24,7 +26,7 @@ cannot be sent to guidance on an xgrammar engine, so the fallback relaxes the sc
 the engine's backend instead; ``docextract schema check --structured-output-backend`` tells
 which backend would enforce more.
 
-Reports are cached by (schema, backend): a schema sent again is not compiled again (vLLM
+Reports are cached by (schema, backend, schema store): a schema sent again is not compiled again (vLLM
 caches the compiled grammar on its side too).
 """
 
@@ -34,19 +36,16 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from docextract.errors import SchemaError
-from docextract.schema.check import (
-    MAX_SCHEMA_NESTING,
-    _compile_with_backend,
-    _exceeds_nesting,
-    find_unsupported_features,
-)
-from docextract.schema.normalize import map_subschemas, normalize, subschemas, user_validator
+from docextract.schema.admission import Refused, admit
+from docextract.schema.check import _compile_with_backend, find_unsupported_features
+from docextract.schema.normalize import map_subschemas, normalize
 from docextract.schema.refs import resolve_ref
 from docextract.schema.rules import (
     ANNOTATION,
@@ -61,6 +60,7 @@ from docextract.schema.rules import (
     XGRAMMAR_INT_LIMIT,
     Status,
 )
+from docextract.schema.store import load_store
 from docextract.schema.transform import engine_schema as optional_to_nullable
 
 __all__ = ["CoverageEntry", "SchemaReport", "check_coverage", "compile_schema", "clear_cache"]
@@ -107,6 +107,14 @@ class SchemaReport(BaseModel):
     )
     coverage: list[CoverageEntry] = Field(default_factory=list)
     engine_schema: Any | None = Field(default=None, description="The schema sent to vLLM.")
+    bundled: list[str] = Field(
+        default_factory=list, description="URIs of the schema-store documents bundled under $defs."
+    )
+    schema_: Any | None = Field(
+        default=None,
+        exclude=True,
+        description="The user's schema, self-contained (documents bundled); what outputs are validated against.",
+    )
     compile_ms: float = 0.0
 
     @property
@@ -121,7 +129,7 @@ class SchemaReport(BaseModel):
         return out
 
 
-_cache: OrderedDict[tuple[str, str], SchemaReport] = OrderedDict()
+_cache: OrderedDict[tuple[str, str, tuple[str, ...]], SchemaReport] = OrderedDict()
 _cache_lock = threading.Lock()
 _CACHE_SIZE = 512
 
@@ -131,13 +139,15 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def check_coverage(schema: Any, backend: str = "xgrammar") -> SchemaReport:
+def check_coverage(schema: Any, backend: str = "xgrammar", schema_store: Sequence[str] | None = None) -> SchemaReport:
     """The coverage report of ``schema`` for ``backend``; never raises for a bad schema
-    (the report says ``accepted: false`` and why). Cached."""
+    (the report says ``accepted: false`` and why). References to other documents are
+    resolved from ``schema_store`` (paths, :mod:`docextract.schema.store`). Cached."""
     if backend not in BACKENDS:
         raise SchemaError(f"unknown structured-output backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    store_key = tuple(str(p) for p in schema_store or ())
     try:
-        key = (json.dumps(schema, sort_keys=True), backend)
+        key = (json.dumps(schema, sort_keys=True), backend, store_key)
     except (TypeError, ValueError) as exc:
         return SchemaReport(backend=backend, accepted=False, refused_reason=f"not JSON: {exc}")
     with _cache_lock:
@@ -145,7 +155,7 @@ def check_coverage(schema: Any, backend: str = "xgrammar") -> SchemaReport:
             _cache.move_to_end(key)
             return _cache[key]
     started = time.perf_counter()
-    report = _build(schema, backend)
+    report = _build(schema, backend, store_key)
     report.compile_ms = round((time.perf_counter() - started) * 1000, 3)
     with _cache_lock:
         _cache[key] = report
@@ -154,13 +164,13 @@ def check_coverage(schema: Any, backend: str = "xgrammar") -> SchemaReport:
     return report
 
 
-def compile_schema(schema: Any, backend: str = "xgrammar") -> SchemaReport:
+def compile_schema(schema: Any, backend: str = "xgrammar", schema_store: Sequence[str] | None = None) -> SchemaReport:
     """:func:`check_coverage`, raising for a refused schema.
 
     Raises:
         SchemaError: the schema is not a usable JSON Schema (the message says where and why).
     """
-    report = check_coverage(schema, backend)
+    report = check_coverage(schema, backend, schema_store)
     if not report.accepted:
         raise SchemaError(report.refused_reason or "the schema is refused")
     return report
@@ -169,44 +179,6 @@ def compile_schema(schema: Any, backend: str = "xgrammar") -> SchemaReport:
 def _refused(backend: str, reason: str, draft: str | None = None) -> SchemaReport:
     entry = CoverageEntry(path="#", keyword="(schema)", status=REFUSED, reason=reason)
     return SchemaReport(backend=backend, accepted=False, refused_reason=reason, draft=draft, coverage=[entry])
-
-
-def _check_meta(schema: dict[str, Any]) -> tuple[str, str | None]:
-    """(draft name, None) or (draft name, why the schema is not a JSON Schema)."""
-    import jsonschema
-
-    cls = user_validator(schema)
-    draft = cls.__name__.removesuffix("Validator")
-    try:
-        cls.check_schema(schema)
-        return draft, None
-    except jsonschema.SchemaError as exc:
-        error = exc
-    # Lenient where real schemas commonly are: draft-04 "required": [] and other spellings
-    # normalize() rewrites; what 2020-12 accepts after normalising is accepted.
-    try:
-        jsonschema.Draft202012Validator.check_schema(normalize(schema))
-        return draft, None
-    except jsonschema.SchemaError:
-        pass
-    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-    return draft, f"invalid JSON Schema at {where}: {error.message}"
-
-
-def _check_refs(schema: dict[str, Any]) -> str | None:
-    for path, node in subschemas(schema):
-        ref = node.get("$ref")
-        if not isinstance(ref, str):
-            continue
-        if not ref.startswith("#"):
-            return (
-                f"{path}: $ref {ref!r} is not local; only references inside the schema ('#/$defs/...') can be resolved"
-            )
-        if len(ref) > 1 and not ref.startswith("#/"):
-            return f"{path}: $ref {ref!r} (an anchor) is not supported; use a JSON pointer such as '#/$defs/Name'"
-        if resolve_ref(ref, schema) is None:
-            return f"{path}: $ref {ref!r} points to nothing in the schema"
-    return None
 
 
 @lru_cache(maxsize=4096)
@@ -352,19 +324,15 @@ def _backend_error(engine: Any, backend: str) -> str | None:
     return None
 
 
-def _build(schema: Any, backend: str) -> SchemaReport:
+def _build(schema: Any, backend: str, schema_store: tuple[str, ...]) -> SchemaReport:
     if schema is True:
         schema = {}
     if not isinstance(schema, dict):
         return _refused(backend, f"a JSON Schema must be a JSON object (or true), got {type(schema).__name__}")
-    draft, error = _check_meta(schema)
-    if error:
-        return _refused(backend, error, draft)
-    if _exceeds_nesting(schema):
-        return _refused(backend, f"the schema nests deeper than {MAX_SCHEMA_NESTING} levels, which vLLM refuses", draft)
-    error = _check_refs(schema)
-    if error:
-        return _refused(backend, error, draft)
+    try:
+        schema, draft, documents = admit(schema, load_store(schema_store))
+    except Refused as exc:
+        return _refused(backend, exc.reason, exc.draft)
     normalized = normalize(schema)
     applier = _RuleApplier(normalized, backend)
     relaxed = map_subschemas(normalized, applier)
@@ -393,5 +361,12 @@ def _build(schema: Any, backend: str) -> SchemaReport:
             if last:
                 return _refused(backend, f"{backend} cannot compile even an unconstrained schema: {last}", draft)
     return SchemaReport(
-        backend=backend, accepted=True, draft=draft, fallback=fallback, coverage=entries, engine_schema=engine
+        backend=backend,
+        accepted=True,
+        draft=draft,
+        fallback=fallback,
+        coverage=entries,
+        engine_schema=engine,
+        bundled=documents,
+        schema_=schema,
     )

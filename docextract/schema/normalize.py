@@ -31,6 +31,7 @@ __all__ = [
     "SCHEMA_VALUE_KEYS",
     "map_subschemas",
     "normalize",
+    "spell_2020_12",
     "subschemas",
     "user_validator",
 ]
@@ -121,9 +122,14 @@ def _normalize_node(node: dict[str, Any], _path: str) -> dict[str, Any]:
     return node
 
 
+def spell_2020_12(schema: Any) -> Any:
+    """A copy of ``schema`` with every sub-schema in 2020-12 spellings (``$schema`` kept)."""
+    return map_subschemas(copy.deepcopy(schema), _normalize_node)
+
+
 def normalize(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` in 2020-12 spellings, its root ``$ref`` resolved; the input is not modified."""
-    out = map_subschemas(copy.deepcopy(schema), _normalize_node)
+    out = spell_2020_12(schema)
     # The result is 2020-12: a draft-04 "$schema" left on it would make a backend read
     # "prefixItems" as an unknown keyword (llguidance does).
     out.pop("$schema", None)

@@ -1,10 +1,10 @@
 """Local ``$ref`` resolution, the one resolver every reader of a task schema follows.
 
-Only local references (``#/$defs/Item``, ``#/properties/a``) are resolved:
-the schema compiler (:mod:`.compiler`) refuses any other when a task is
-loaded, so a schema that reaches the engine, the optional-field mapping
-(:mod:`.transform`) or the evaluation (:mod:`docextract.evaluation.fields`)
-has no remote one.
+Only local references (``#/$defs/Item``, ``#/properties/a``, ``#/allOf/0``) are resolved:
+the schema compiler (:mod:`.compiler`) bundles what a reference to another document names
+from the schema store (:mod:`.bundle`) and refuses any it cannot, when a task is loaded, so
+a schema that reaches the engine, the optional-field mapping (:mod:`.transform`) or the
+evaluation (:mod:`docextract.evaluation.fields`) has no remote one.
 """
 
 from __future__ import annotations
@@ -27,9 +27,12 @@ def resolve_ref(ref: str, root: dict[str, Any]) -> Any:
         if not part:
             continue
         part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(node, dict) or part not in node:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
             return None
-        node = node[part]
     return node
 
 

@@ -19,6 +19,7 @@ def report_json(report: SchemaReport) -> dict[str, Any]:
         "refused_reason": report.refused_reason,
         "draft": report.draft,
         "fallback": report.fallback,
+        "bundled": report.bundled,
         "counts": report.counts(),
         "validated_after": report.validated_after,
         "coverage": [entry.model_dump() for entry in report.coverage],
@@ -43,6 +44,8 @@ def report_table(report: SchemaReport, *, show_enforced: bool = False) -> str:
     if report.accepted:
         note = f"; fallback: {report.fallback} engine schema" if report.fallback else ""
         lines.append(f"accepted: {summary or 'no constraining keyword'}{note}")
+        if report.bundled:
+            lines.append(f"bundled from the schema store under $defs: {', '.join(report.bundled)}")
         if any(e.status == "validated" for e in report.coverage):
             lines.append("validated keywords are checked after generation; a breaking output is reported valid: false")
     else:

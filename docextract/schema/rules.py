@@ -180,7 +180,11 @@ RULES: tuple[KeywordRule, ...] = (
         unless="xgrammar: enforced with one branch",
     ),
     KeywordRule(
-        "$ref", _E, _E, "local references (`#/$defs/...`, `#/definitions/...`); a root `$ref` is resolved first"
+        "$ref",
+        _E,
+        _E,
+        "local references (`#/$defs/...`, `#/definitions/...`); a root `$ref` is resolved first; "
+        "references to other documents are bundled from the schema store (`schema_store`), never fetched",
     ),
     KeywordRule("$defs", _E, _E),
     KeywordRule("definitions", _E, _E),

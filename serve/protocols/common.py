@@ -129,25 +129,25 @@ async def schema_task(
         if ingress.config.limits.require_schema:
             raise ApiError(400, f"this service answers JSON under a schema: give {what}", kind=kind, param=what)
         return None
-    backend = served.structured_output_backend
-    key = ("schema", json.dumps(schema, sort_keys=True), None, task_name(schema), backend)
+    backend, store = served.structured_output_backend, served.schema_store
+    key = ("schema", json.dumps(schema, sort_keys=True), None, task_name(schema), backend, tuple(store))
     return await deadline.run(
-        ingress.task(key, lambda: task_from_schema(schema, name=task_name(schema), backend=backend))
+        ingress.task(key, lambda: task_from_schema(schema, name=task_name(schema), backend=backend, schema_store=store))
     )
 
 
-async def response_format_task(
-    request: Request, served: ServedModel, fmt: Any, deadline: Deadline
-) -> TaskSpec | None:
+async def response_format_task(request: Request, served: ServedModel, fmt: Any, deadline: Deadline) -> TaskSpec | None:
     """The task of an OpenAI ``response_format`` (checked once, then cached), or None for free text
     (400 instead where the service sets ``require_schema``)."""
     from serve.protocols.openai_models import response_task
 
     ingress = ingress_of(request)
-    backend = served.structured_output_backend
+    backend, store = served.structured_output_backend, served.schema_store
     require = ingress.config.limits.require_schema
-    key = ("response_format", fmt.model_dump_json(by_alias=True) if fmt else None, backend)
-    return await deadline.run(ingress.task(key, lambda: response_task(fmt, backend, require_schema=require)))
+    key = ("response_format", fmt.model_dump_json(by_alias=True) if fmt else None, backend, tuple(store))
+    return await deadline.run(
+        ingress.task(key, lambda: response_task(fmt, backend, require_schema=require, schema_store=store))
+    )
 
 
 class DocextractInfo(BaseModel):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -238,8 +239,15 @@ def completion_id() -> tuple[str, int]:
 # --- translation ----------------------------------------------------------------------------
 
 
-def response_task(fmt: ResponseFormat | None, backend: str, *, require_schema: bool = False) -> TaskSpec | None:
-    """The task (schema, checked for ``backend``) a ``response_format`` asks for; None for free text.
+def response_task(
+    fmt: ResponseFormat | None,
+    backend: str,
+    *,
+    require_schema: bool = False,
+    schema_store: Sequence[str] | None = None,
+) -> TaskSpec | None:
+    """The task (schema, checked for ``backend``, references to other documents resolved from
+    ``schema_store``) a ``response_format`` asks for; None for free text.
 
     Raises:
         ApiError: 400 without a schema when the service requires one (``require_schema``).
@@ -260,7 +268,7 @@ def response_task(fmt: ResponseFormat | None, backend: str, *, require_schema: b
     spec = fmt.json_schema
     assert spec is not None  # checked by ResponseFormat
     name = task_slug(spec.name, default="response")
-    return task_from_schema(spec.schema_, name=name, backend=backend)  # type: ignore[arg-type]
+    return task_from_schema(spec.schema_, name=name, backend=backend, schema_store=schema_store)  # type: ignore[arg-type]
 
 
 def chat_messages(messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], list[str]]:

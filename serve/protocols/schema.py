@@ -32,5 +32,5 @@ async def check(request: Request) -> SchemaCheckResponse:
     backend = body.structured_output_backend or served.structured_output_backend
     schema = get_builtin_task(body.task).json_schema if body.task is not None else body.json_schema
     # Compiling a large schema takes a while: off the event loop.
-    report = await deadline.run(asyncio.to_thread(check_coverage, schema, backend))
+    report = await deadline.run(asyncio.to_thread(check_coverage, schema, backend, served.schema_store))
     return SchemaCheckResponse.from_report(report)
