@@ -12,6 +12,12 @@ snapshot of its repository, so it runs without network access:
 manifest must be in it (``git clone https://github.com/SchemaStore/schemastore`` then
 ``git checkout`` is not needed: the script reads blobs with ``git show COMMIT:PATH``).
 
+The manifest's ``store`` entries name whole folders (repository, commit, folder): every file
+in them is written too, so the schemas a corpus schema refers to (``base.json#/...``,
+``https://json.schemastore.org/jsconfig.json``) are there for the schema store the benchmark
+serves with (``schema_store``). A blob the local snapshot lacks (a shallow snapshot may leave its
+largest files out) is skipped and listed.
+
 ``--select`` rebuilds the manifest from the snapshots instead: every ``*.json`` under
 ``src/schemas/json`` of SchemaStore at its HEAD, at most ``--max-bytes`` long, taken
 with a fixed stride so the corpus spreads over the whole catalogue.
@@ -71,6 +77,34 @@ def build(repos: dict[str, str], entries: list[dict[str, str]]) -> int:
     return written
 
 
+def build_store(repos: dict[str, str], stores: list[dict[str, str]]) -> tuple[int, list[str]]:
+    """Write every file of each store folder at its commit; (files written, paths skipped)."""
+    written, skipped = 0, []
+    for entry in stores:
+        git_dir = repos.get(entry["repo"])
+        if git_dir is None:
+            skipped.append(f"{entry['repo']}:{entry['path']} (no --repo)")
+            continue
+        listing = _git(git_dir, "ls-tree", "-r", entry["commit"], entry["path"]).decode().splitlines()
+        for line in listing:
+            meta, path = line.split("\t", 1)
+            blob = meta.split()[2]
+            present = subprocess.run(["git", "--git-dir", git_dir, "cat-file", "-e", blob], capture_output=True)
+            if present.returncode != 0:
+                skipped.append(f"{entry['repo']}:{path} (not in the snapshot)")
+                continue
+            target = CORPUS / entry["repo"].replace("/", "__") / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(_git(git_dir, "cat-file", "blob", blob))
+            written += 1
+    return written, skipped
+
+
+def store_dirs(manifest: dict) -> list[pathlib.Path]:
+    """The local folders of the manifest's ``store`` entries (what ``schema_store`` is set to)."""
+    return [CORPUS / e["repo"].replace("/", "__") / e["path"] for e in manifest.get("store", [])]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", action="append", default=[], metavar="OWNER/NAME=GIT_DIR", help="a local snapshot")
@@ -81,9 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     repos = dict(item.split("=", 1) for item in args.repo)
     if args.select:
         entries = select(repos, args.max_bytes, args.limit)
-        MANIFEST.write_text(json.dumps({"sources": entries}, indent=1) + "\n")
+        stores = [{"repo": e["repo"], "commit": e["commit"], "path": SELECTION[e["repo"]][0]} for e in entries[:1]]
+        MANIFEST.write_text(json.dumps({"sources": entries, "store": stores}, indent=1) + "\n")
         print(f"{MANIFEST.relative_to(ROOT)}: {len(entries)} schemas", file=sys.stderr)
-    entries = json.loads(MANIFEST.read_text())["sources"]
+    manifest = json.loads(MANIFEST.read_text())
+    stored, skipped = build_store(repos, manifest.get("store", []))
+    for line in skipped:
+        print(f"store: skipped {line}", file=sys.stderr)
+    if manifest.get("store"):
+        print(
+            f"schema store: {stored} files in {', '.join(str(d.relative_to(ROOT)) for d in store_dirs(manifest))}",
+            file=sys.stderr,
+        )
+    entries = manifest["sources"]
     written = build(repos, entries)
     print(f"{CORPUS.relative_to(ROOT)}: {written} of {len(entries)} schemas written", file=sys.stderr)
     return 0 if written == len(entries) else 1
