@@ -154,3 +154,37 @@ def test_a_validated_keyword_is_reported_by_the_engine(engine_runner):
     for result in results:
         assert result.validated_after == ["#: multipleOf"] and result.backend == "xgrammar"
         assert result.valid == (result.data is not None and result.data % 7 == 0), result.raw_text
+
+
+@pytest.mark.parametrize("backend", BOTH)
+def test_references_to_a_stored_document_hold_in_every_sample(backend, request, tmp_path):
+    # The schema store's documents are bundled into the schema the grammar compiles: what they
+    # say holds in every sample, checked by jsonschema resolving the original document itself.
+    import json
+
+    import referencing.jsonschema
+
+    units = {
+        "$id": "https://s.example.com/units.json",
+        "definitions": {"unit": {"enum": ["kg", "l"]}, "qty": {"type": "integer", "minimum": 1, "maximum": 9}},
+    }
+    (tmp_path / "units.json").write_text(json.dumps(units))
+    schema = {
+        "$id": "https://s.example.com/item.json",
+        "type": "object",
+        "properties": {
+            "unit": {"$ref": "units.json#/definitions/unit"},
+            "qty": {"$ref": "units.json#/definitions/qty"},
+        },
+        "required": ["unit", "qty"],
+        "additionalProperties": False,
+    }
+    task = task_from_schema(schema, "Describe the image.", backend=backend, schema_store=[str(tmp_path)])
+    assert task.report().bundled == [units["$id"]] and task.validated_after == []
+    registry = referencing.Registry().with_resource(
+        units["$id"], referencing.jsonschema.DRAFT202012.create_resource(units)
+    )
+    validator = jsonschema.Draft202012Validator(schema, registry=registry)
+    for result in _samples(_runner(backend, request), task):
+        assert result.error is None and result.finish_reason == "stop", result
+        assert result.valid and validator.is_valid(result.data), result.raw_text

@@ -118,7 +118,8 @@ def unresolved_message(path: str, ref: str, uri: str, store: SchemaStore | None)
     """Why ``ref`` is refused, and the two ways to fix it."""
     where = f" ({uri})" if uri and uri != urldefrag(ref)[0] else ""
     reason = (
-        f"the schema store has no document for it ({len(store)} documents in {', '.join(store.paths)})"
+        # The store's size, not its paths: this message reaches API clients.
+        f"the schema store has no document for it ({len(store)} documents)"
         if store is not None
         else "no schema_store is configured"
     )
