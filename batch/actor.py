@@ -10,6 +10,22 @@ requests in vLLM at ``max_in_flight``, and the extra call means the next
 batch is already waiting for a slot when one finishes, so the engine never
 drains between batches.
 
+Slow start: the actor's first call runs alone; the calls Ray Data sends beside
+it wait until it is done. A saturated engine shares every step among all it
+holds, so with ``max_in_flight`` requests admitted at once the first call's
+rows finish only after most of them (measured on the CPU: 21 s after the engine
+was up, with 64); alone, the first batch comes back within seconds, so a job
+shows (and writes) results almost as soon as its engine is up. The cost is that
+window, at a lower occupancy: on a GPU, about one request's duration.
+
+The host process: vLLM's front end (the image processor, detokenizing) runs in
+this process, the model in the engine's own process. This process's CPU time
+is what bounds how fast one engine can be fed, so pages arrive as raw pixels
+(wrapped, not decoded: :func:`_image`), the schema validator is built once per
+task, and each result row carries its share of this process's CPU time
+(``host_cpu_s``: the CPU spent since the previous batch finished, split over
+the batch's rows, so the rows of a run add up to the actor's CPU over it).
+
 Nothing lost: a row that arrives with an error (from discovery or
 preprocessing) is passed through, and any exception while extracting one row
 becomes that row's ``error``; the other rows of the batch are unaffected. An
@@ -21,7 +37,6 @@ exits at its next call, so Ray restarts it with a fresh engine.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import time
@@ -37,9 +52,10 @@ from docextract.results import InputWarning
 
 if TYPE_CHECKING:
     from docextract.config import ExtractionConfig
+    from docextract.engine import ExtractionEngine
     from docextract.tasks import TaskSpec
 
-__all__ = ["ExtractionActor"]
+__all__ = ["ExtractionActor", "OpeningWindow"]
 
 
 class ExtractionActor:
@@ -53,25 +69,37 @@ class ExtractionActor:
         max_in_flight: int,
         include_images: bool,
         mode: DocumentMode = PER_PAGE,
+        engine: ExtractionEngine | None = None,
     ) -> None:
+        """``engine``: one already built (tests share their session's)."""
         from docextract.engine import ExtractionEngine
 
         self.task = task
         self.mode = mode
         self.include_images = include_images
         self.schema = result_schema(include_images)
-        self.engine = ExtractionEngine(config)
+        self.engine = engine if engine is not None else ExtractionEngine(config)
         self.model = self.engine.model_name
         # Bound to Ray Data's loop at first use (Python >= 3.10 semaphores bind lazily).
         self._slots = asyncio.Semaphore(max_in_flight)
+        # Ray's max_concurrency bounds the calls; this only holds them back behind the first one.
+        self._calls = OpeningWindow(first=1, limit=1 << 30)
         self._engine_dead = False
+        self._cpu_mark = time.process_time()  # this process's CPU time when the engine was up
 
     async def __call__(self, batch: pa.Table) -> pa.Table:
         if self._engine_dead:
             # Exit the process: Ray Data restarts the actor (a fresh engine) and retries this call.
             os._exit(1)
         rows = batch.to_pylist()
-        results = await asyncio.gather(*(self._one(row) for row in rows))
+        async with self._calls:
+            results = await asyncio.gather(*(self._one(row) for row in rows))
+        # Calls finish one at a time on this loop: each takes the CPU spent since the last one.
+        now = time.process_time()
+        share = (now - self._cpu_mark) / max(1, len(results))
+        self._cpu_mark = now
+        for result in results:
+            result["host_cpu_s"] = share
         return table(results, self.schema)
 
     async def _one(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -87,14 +115,14 @@ class ExtractionActor:
             "preprocess_s": row.get("preprocess_s"),
             "warnings": row.get("warnings") or [],
         }
-        if self.include_images and row.get("images"):
+        if self.include_images and row.get("preview"):
             # The model-ready page (the first, for a whole document) as an HF Image value.
             name = row["id"] if row["id"].lower().endswith(".png") else f"{row['id']}.png"
-            base["image"] = {"bytes": row["images"][0], "path": name}
+            base["image"] = {"bytes": row["preview"], "path": name}
         if row["error"] is not None:
             return {**base, "error": row["error"], "error_kind": row["error_kind"]}
         try:
-            images = [_decode_png(data) for data in row["images"]]
+            images = [_image(page) for page in row["images"]]
             async with self._slots:
                 request = ExtractionRequest(
                     task=self.task,
@@ -150,13 +178,40 @@ class ExtractionActor:
             engine.shutdown()
 
 
+class OpeningWindow:
+    """At most ``first`` holders until one of them leaves, then at most ``limit`` (an async
+    context manager, bound to the running loop at first use)."""
+
+    def __init__(self, first: int, limit: int) -> None:
+        self._limit, self._full = max(1, min(first, limit)), max(1, limit)
+        self._busy = 0
+        self._changed: asyncio.Condition | None = None
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    async def __aenter__(self) -> None:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._busy < self._limit)
+            self._busy += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._changed is not None
+        async with self._changed:
+            self._busy -= 1
+            self._limit = self._full
+            self._changed.notify_all()
+
+
 def _json(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if value is not None else None
 
 
-def _decode_png(data: bytes) -> Any:
+def _image(page: dict[str, Any]) -> Any:
+    """A :data:`~batch.rows.PIXELS_TYPE` value as a PIL image over the same buffer (no decode)."""
     from PIL import Image
 
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
+    return Image.frombuffer("RGB", (page["width"], page["height"]), page["rgb"], "raw", "RGB", 0, 1)

@@ -10,7 +10,9 @@ How the actor pool is sized (see :mod:`batch.actor` for why):
   an autoscaling pool. Each engine reserves what
   :func:`docextract.cluster.placement.engine_placement` says (``tensor_parallel_size``
   GPUs on a GPU cluster, ``cpus_per_engine`` CPUs).
-* ``batch_size``: rows Ray Data hands an actor per call.
+* ``batch_size``: rows Ray Data hands an actor per call. A call's rows come
+  back together, so small batches stream results; an actor's first call also
+  runs alone (its slow start), so it is what a job shows first.
 * ``max_in_flight``: requests one actor keeps in vLLM at once. Each actor
   takes ``ceil(max_in_flight / batch_size) + 1`` calls concurrently, so a new
   batch is already waiting when one drains and vLLM's continuous batching
@@ -57,7 +59,9 @@ class BatchOptions(BaseModel):
     num_actors: int | None = Field(default=None, ge=1, description="A fixed pool of this many engine actors.")
     min_actors: int = Field(default=1, ge=1, description="Autoscaling pool: fewest engine actors.")
     max_actors: int = Field(default=1, ge=1, description="Autoscaling pool: most engine actors.")
-    batch_size: int = Field(default=16, ge=1, description="Rows per actor call.")
+    batch_size: int = Field(
+        default=4, ge=1, description="Rows per actor call (results come back per call; the first call runs alone)."
+    )
     max_in_flight: int = Field(default=64, ge=1, description="Requests each actor keeps in vLLM at once.")
     preprocess_cpus: float = Field(
         default=1.0, gt=0.0, description="Ray CPUs per preprocessing task (decode, EXIF, resize, PDF render)."

@@ -37,7 +37,7 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -47,6 +47,7 @@ from docextract.errors import DocExtractError
 __all__ = [
     "PART_GLOB",
     "PartWriter",
+    "GenerationWindow",
     "commit_file",
     "count_results",
     "generation_window",
@@ -166,19 +167,33 @@ class PartWriter:
         return part.set_column(index, pa.field("meta", self.meta_type), pa.array(values, type=self.meta_type))
 
 
-def generation_window(parts: list[Path]) -> tuple[int, float | None]:
-    """``(rows generated, seconds)`` from the first request submitted to the last one finished,
-    over the rows of ``parts`` that reached the engine (engine start excluded)."""
+class GenerationWindow(NamedTuple):
+    """What the rows of a run say about their engines' busy time."""
+
+    rows: int  #: rows that reached an engine
+    first_submitted_at: float | None  #: wall clock, the first request submitted
+    seconds: float | None  #: from the first request submitted to the last one finished
+    host_cpu_s: float  #: the engine actors' own process CPU, summed over the rows
+    host_cpu_rows: int  #: rows that carry it (parts written before it existed do not)
+
+
+def generation_window(parts: list[Path]) -> GenerationWindow:
+    """The engines' busy window over the rows of ``parts`` (engine start excluded)."""
     starts, ends = [], []
+    cpu, cpu_rows = 0.0, 0
     for part in parts:
-        t = pq.read_table(part, columns=["generation_s", "finished_at"])
+        names = ["generation_s", "finished_at"] + (["host_cpu_s"] if "host_cpu_s" in pq.read_schema(part).names else [])
+        t = pq.read_table(part, columns=names)
         for took, finished in zip(t.column(0).to_pylist(), t.column(1).to_pylist(), strict=True):
             if took is not None and finished is not None:
                 starts.append(finished - took)
                 ends.append(finished)
+        if len(names) == 3:
+            values = [v for v in t.column(2).to_pylist() if v is not None]
+            cpu, cpu_rows = cpu + sum(values), cpu_rows + len(values)
     if not ends:
-        return 0, None
-    return len(ends), max(ends) - min(starts)
+        return GenerationWindow(0, None, None, cpu, cpu_rows)
+    return GenerationWindow(len(ends), min(starts), max(ends) - min(starts), cpu, cpu_rows)
 
 
 def count_results(parts: list[Path]) -> dict[str, Any]:

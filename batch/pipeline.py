@@ -5,7 +5,7 @@
     from_items(files)   -> expand_files       (CPU tasks: count PDF pages, one row per page)  \\
     from_items(parquet) -> read_parquet_rows  (CPU tasks: read row groups)                    -> union
         -> repartition       (blocks of a few rows: a long PDF's pages spread over tasks)
-        -> preprocess_rows   (CPU tasks: decode, EXIF, resize, render one page each; PNG bytes)
+        -> preprocess_rows   (CPU tasks: decode, EXIF, resize, render one page each; raw RGB)
         -> ExtractionActor   (actor pool: one ExtractionEngine each, async, max_in_flight requests)
         -> iter_batches on the driver -> PartWriter (atomic part files)
 
@@ -89,7 +89,7 @@ def build_dataset(
     ds = ds.repartition(target_num_rows_per_block=_ROWS_PER_PREPROCESS_BLOCK)
     ds = ds.map_batches(
         preprocess_rows,
-        fn_kwargs={"options": config.preprocess},
+        fn_kwargs={"options": config.preprocess, "preview": options.include_images},
         batch_size=_ROWS_PER_PREPROCESS_BLOCK,
         **cpu,
     )
@@ -130,9 +130,16 @@ def run_pipeline(
     task: TaskSpec,
     model: str,
     report: Callable[[str], None],
+    started_at: float | None = None,
+    ray_ready_at: float | None = None,
 ) -> JobSummary:
-    """Stream ``ds`` into part files and summarise. ``report`` takes progress lines."""
-    started = time.perf_counter()
+    """Stream ``ds`` into part files and summarise. ``report`` takes progress lines.
+    ``started_at``/``ray_ready_at``: wall-clock times of the job's start and of Ray connected
+    (default: now), from which the summary's times count."""
+    now = time.time()
+    started_at = now if started_at is None else started_at
+    # Durations on the monotonic clock, anchored at the job's start.
+    started = time.perf_counter() - (now - started_at)
     run_id = new_run_id()
     resumed = len(done)
     writer = PartWriter(
@@ -140,7 +147,9 @@ def run_pipeline(
     )
     first_at = None
     try:
-        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        # No prefetch: Ray Data (2.60) would hand over each block only once the next one is ready,
+        # which holds a job's first results back until most of the engine's work is done.
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
             if first_at is None:
                 first_at = time.perf_counter()
             parts = len(writer.parts)
@@ -155,9 +164,11 @@ def run_pipeline(
     total = count_results(list_parts(out_dir))
     this_run = count_results(writer.parts)
     tokens = this_run["prompt_tokens"] + this_run["completion_tokens"]
-    generated, generating_s = generation_window(writer.parts)
+    window = generation_window(writer.parts)
+    generated, generating_s = window.rows, window.seconds
     run = RunStats(
         run_id=run_id,
+        started_at=started_at,
         resumed_rows=resumed,
         rows=this_run["rows"],
         valid=this_run["valid"],
@@ -166,11 +177,14 @@ def run_pipeline(
         completion_tokens=this_run["completion_tokens"],
         parts=len(writer.parts),
         wall_s=wall,
+        ray_ready_s=None if ray_ready_at is None else ray_ready_at - started_at,
+        first_request_s=None if window.first_submitted_at is None else window.first_submitted_at - started_at,
         first_result_s=None if first_at is None else first_at - started,
         images_per_s=this_run["rows"] / wall,
         tokens_per_s=tokens / wall,
         generating_s=generating_s,
         generating_images_per_s=generated / generating_s if generating_s else None,
+        host_cpu_ms_per_row=1000 * window.host_cpu_s / window.host_cpu_rows if window.host_cpu_rows else None,
         actors=options.pool_size,
         batch_size=options.batch_size,
         max_in_flight=options.max_in_flight,

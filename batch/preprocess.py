@@ -3,16 +3,24 @@
 The same code as every front door (:func:`docextract.preprocess.documents.load_document`:
 type sniffing, size and pixel limits, EXIF rotation, RGB, resize to the
 pixel budget, sandboxed PDF rendering) runs here, on CPU workers, so the
-engine actors only generate. Pages travel to the actors as PNG bytes:
-lossless, so the model sees exactly the pixels it would see in process, and
-compact in the object store. ``compress_level=1`` because the bytes live for
-seconds: deflate effort buys little there.
+engine actors only generate. Pages travel to the actors as raw RGB pixels
+(:data:`~batch.rows.PIXELS_TYPE`): exactly the pixels the model would see in
+process, with no encoding here and no decoding in the engine's host process,
+whose CPU time per page bounds how fast one engine can be fed. Only a job that
+stores images (``--include-images``) also gets a PNG of the first page
+(``compress_level=1``: deflate effort buys little for bytes that live seconds).
 
 A row that cannot be loaded comes out with ``error``/``error_kind`` and no
 images; the actor passes it through, so it still becomes exactly one output
 row. Warnings (``blank_page``, ``upscaled``) travel in ``warnings``; a row
 whose pages are all blank under ``blank_pages="skip"`` becomes a
 ``blank_page`` error row, with its warnings, and never reaches the engine.
+
+The work runs at a lower CPU priority (nice 10, on its own thread: the
+worker process keeps its priority for whatever Ray gives it next). Where cores
+are shared, the engine wins: its model load at the start of a job (when the
+first pages are rendered) and its host process while it generates. Pages are
+ready long before an engine needs them, so they lose nothing by waiting.
 
 A per-page row renders only its own page (the file is read by path, one page
 at a time), and :mod:`batch.pipeline` gives this stage small batches, so a
@@ -22,12 +30,19 @@ task's memory is a few pages whatever the length of the document.
 from __future__ import annotations
 
 import io
+import os
+import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
-__all__ = ["encode_png", "preprocess_rows"]
+__all__ = ["at_low_priority", "encode_png", "pixels", "preprocess_rows"]
+
+T = TypeVar("T")
+#: Niceness of the CPU stage's work (0 is normal; 19 the lowest priority).
+_NICE = 10
 
 
 def encode_png(image: Any) -> bytes:
@@ -37,15 +52,22 @@ def encode_png(image: Any) -> bytes:
     return buf.getvalue()
 
 
-def _load(row: dict[str, Any], options: Any) -> tuple[list[bytes], list[Any], str | None]:
-    """PNG bytes of the pages to send, every page's warnings, and the error when none is sent."""
+def pixels(image: Any) -> dict[str, Any]:
+    """One page as a :data:`~batch.rows.PIXELS_TYPE` value."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return {"width": image.width, "height": image.height, "rgb": image.tobytes()}
+
+
+def _load(row: dict[str, Any], options: Any) -> tuple[list[Any], list[Any], str | None]:
+    """The pages to send (PIL images), every page's warnings, and the error when none is sent."""
     from docextract.preprocess.documents import load_document
     from docextract.preprocess.pages import blank_skip_message, result_id
 
     source = row["path"] if row["path"] is not None else row["data"]
     pages = row["pages"] or None
     document = load_document(source, name=row["source"], pages=pages, options=options)
-    images = [encode_png(page.image) for page in document.pages if page.send]
+    images = [page.image for page in document.pages if page.send]
     warnings = [w for page in document.pages for w in page.warnings]
     skipped = None
     if not images:
@@ -54,8 +76,37 @@ def _load(row: dict[str, Any], options: Any) -> tuple[list[bytes], list[Any], st
     return images, warnings, skipped
 
 
-def preprocess_rows(batch: pa.Table, *, options: Any) -> pa.Table:
-    """Ray task: decode, rotate, resize and render each row; errors become columns."""
+def preprocess_rows(batch: pa.Table, *, options: Any, preview: bool = False) -> pa.Table:
+    """Ray task: decode, rotate, resize and render each row; errors become columns.
+    ``preview``: also the first page as PNG (for ``--include-images``)."""
+    return at_low_priority(_preprocess_rows, batch, options, preview)
+
+
+def at_low_priority(work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` on a thread of its own at nice 10 or lower (Linux sets niceness per thread;
+    elsewhere it runs at the caller's priority). Exceptions propagate."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, max(_NICE, os.getpriority(os.PRIO_PROCESS, tid)))
+        except (AttributeError, OSError):
+            pass
+        try:
+            outcome["value"] = work(*args)
+        except BaseException as exc:  # re-raised on the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="docextract-preprocess")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _preprocess_rows(batch: pa.Table, options: Any, preview: bool) -> pa.Table:
     from batch.rows import READY_SCHEMA, error_fields, table, warning_values
 
     out = []
@@ -67,7 +118,9 @@ def preprocess_rows(batch: pa.Table, *, options: Any) -> pa.Table:
                 images, warnings, skipped = _load(row, options)
                 ready["warnings"] = warning_values(warnings)
                 if skipped is None:
-                    ready["images"] = images
+                    ready["images"] = [pixels(image) for image in images]
+                    if preview:
+                        ready["preview"] = encode_png(images[0])
                 else:
                     ready.update(error=skipped, error_kind="blank_page")
             except Exception as exc:  # a bad row must not fail the task: it becomes an error row

@@ -9,8 +9,9 @@ otherwise get a different type in different blocks):
   file (read in the preprocessing task), ``data`` for a dataset row (bytes
   from Parquet). A row may already carry an ``error`` (a PDF whose pages
   cannot be counted); every later stage passes it through.
-* :data:`READY_SCHEMA`: after preprocessing: model-ready pages as PNG bytes, and
-  the warnings preprocessing raised (:data:`WARNINGS_TYPE`).
+* :data:`READY_SCHEMA`: after preprocessing: model-ready pages as raw RGB pixels
+  (:data:`PIXELS_TYPE`), a PNG of the first page only when the job stores images,
+  and the warnings preprocessing raised (:data:`WARNINGS_TYPE`).
 * :func:`result_schema`: what the engine actors return and the part files
   hold (plus ``meta`` converted to the job's type, see :mod:`batch.outputs`).
 """
@@ -23,6 +24,7 @@ import pyarrow as pa
 
 __all__ = [
     "IMAGE_TYPE",
+    "PIXELS_TYPE",
     "READY_SCHEMA",
     "WARNINGS_TYPE",
     "WORK_SCHEMA",
@@ -34,6 +36,13 @@ __all__ = [
 
 #: Hugging Face ``datasets`` Image feature (what labelr writes): ``{bytes, path}``.
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+#: One model-ready page as raw 8-bit RGB, row-major (``width * height * 3`` bytes). Raw, not PNG:
+#: the engine's host process wraps the buffer without decoding it, and the CPU stage spends
+#: nothing on encoding (issue 15 measured PNG at about 28 ms to encode and 9 ms to decode per
+#: megapixel); the cost is about 3 MB per megapixel in the object store, for seconds.
+#: ``large_binary``: a batch of many-page documents can pass 2 GB.
+PIXELS_TYPE = pa.struct([("width", pa.int32()), ("height", pa.int32()), ("rgb", pa.large_binary())])
 
 #: :class:`~docextract.results.InputWarning` values: ``blank_page``, ``upscaled``, with the page.
 WARNINGS_TYPE = pa.list_(pa.struct([("kind", pa.string()), ("message", pa.string()), ("page", pa.int64())]))
@@ -50,7 +59,15 @@ _ERROR = [("error", pa.string()), ("error_kind", pa.string())]
 WORK_SCHEMA = pa.schema([*_COMMON, ("path", pa.string()), ("data", pa.binary()), *_ERROR])
 
 READY_SCHEMA = pa.schema(
-    [*_COMMON, ("images", pa.list_(pa.binary())), ("preprocess_s", pa.float64()), ("warnings", WARNINGS_TYPE), *_ERROR]
+    [
+        *_COMMON,
+        ("images", pa.list_(PIXELS_TYPE)),
+        # The first page as PNG, for the output's ``image`` column (``--include-images``); else null.
+        ("preview", pa.binary()),
+        ("preprocess_s", pa.float64()),
+        ("warnings", WARNINGS_TYPE),
+        *_ERROR,
+    ]
 )
 
 _RESULT_FIELDS = [
@@ -75,6 +92,10 @@ _RESULT_FIELDS = [
     # Wall clock (Unix seconds) when the engine finished the row: with generation_s, the engine's
     # busy window, which the summary turns into a throughput that excludes engine start.
     ("finished_at", pa.float64()),
+    # The engine actor's own process CPU seconds (vLLM's front end, docextract's work) spent on
+    # this row's batch, split evenly over its rows: summed over a run, the actor's CPU time from
+    # its engine being up to its last batch (batch.actor says why it matters on a GPU).
+    ("host_cpu_s", pa.float64()),
     # Document mode, as JSON: each value's pages ({"total": [4, 5]}) and the chunks' disagreements
     # ([{"path", "values", "pages", "chosen"}]); null for per-page rows.
     ("sources", pa.string()),

@@ -31,6 +31,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,6 +133,7 @@ def run_job(options: BatchOptions, config: ExtractionConfig, task: TaskSpec) -> 
     from batch.resume import done_ids, prepare_output
     from docextract.cluster.runtime import init_ray
 
+    started_at = time.time()
     out_dir = Path(options.output)
     # Inputs and the output folder are checked before Ray or the engine start: a typo fails in a second.
     plan = plan_inputs(options.inputs, options)
@@ -147,6 +149,7 @@ def run_job(options: BatchOptions, config: ExtractionConfig, task: TaskSpec) -> 
 
     started_ray = not ray.is_initialized()
     init_ray(options.address, num_cpus=options.num_cpus)
+    ray_ready_at = time.time()
     try:
         ds = build_dataset(plan, options, config, task, frozenset(done))
         return run_pipeline(
@@ -158,6 +161,8 @@ def run_job(options: BatchOptions, config: ExtractionConfig, task: TaskSpec) -> 
             task=task,
             model=config.model_name,
             report=_report,
+            started_at=started_at,
+            ray_ready_at=ray_ready_at,
         )
     finally:
         if started_ray:

@@ -7,6 +7,13 @@ run's wall time (engine start included); ``generating_images_per_s`` over
 the engines' busy window, from the first request submitted to the last one
 finished (read from the rows' ``finished_at`` and ``generation_s``): the
 figure to compare with an engine that is already up.
+
+Start-up, from the job's start (before Ray): ``ray_ready_s`` (Ray connected),
+``first_request_s`` (the first request reached an engine: its actor process
+started and its engine loaded), ``first_result_s`` (the driver received the
+first result). ``host_cpu_ms_per_row``: the engine actors' own process CPU per
+row over the run (vLLM's front end and docextract's work, not the model's
+compute; :mod:`batch.actor`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ class RunStats(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_id: str
+    started_at: float | None = Field(default=None, description="When the job started (Unix seconds, before Ray).")
     resumed_rows: int = Field(description="Rows already in the output when this run started (skipped).")
     rows: int = Field(description="Rows this run wrote.")
     valid: int
@@ -30,11 +38,18 @@ class RunStats(BaseModel):
     completion_tokens: int
     parts: int
     wall_s: float
-    first_result_s: float | None = Field(description="From start to the first result (engine start included).")
+    ray_ready_s: float | None = Field(default=None, description="From the job's start to Ray connected.")
+    first_request_s: float | None = Field(
+        default=None, description="From the job's start to the first request submitted to an engine (engine up)."
+    )
+    first_result_s: float | None = Field(description="From the job's start to the first result at the driver.")
     images_per_s: float
     tokens_per_s: float = Field(description="Prompt + completion tokens per second of wall time.")
     generating_s: float | None = Field(description="From the first request submitted to the last one finished.")
     generating_images_per_s: float | None = Field(description="Rows that reached an engine, per generating_s.")
+    host_cpu_ms_per_row: float | None = Field(
+        default=None, description="Engine actors' own process CPU milliseconds per row (engine start excluded)."
+    )
     actors: tuple[int, int]
     batch_size: int
     max_in_flight: int

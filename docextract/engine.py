@@ -69,6 +69,17 @@ def prepare_environment() -> None:
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
 
 
+def _one_host_thread() -> None:
+    """Once vLLM's engine process is up (with this environment's thread count), this process
+    does per-request host work only (image processor, detokenizing): more torch threads would
+    spin on the model's cores for no gain. Not where the model runs here (multiprocessing off)."""
+    if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "0":
+        return
+    import torch
+
+    torch.set_num_threads(1)
+
+
 #: The task name of a result generated without a schema.
 FREE_TEXT_TASK = "text"
 
@@ -102,6 +113,7 @@ class ExtractionEngine:
         self._cpu = cpu_only()
         self.processor = self._load_processor()
         self.llm = self._start_llm()
+        _one_host_thread()
 
     # -- construction -------------------------------------------------------------------------
 

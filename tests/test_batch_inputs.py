@@ -217,8 +217,10 @@ def test_preprocess_rows_never_raises_and_keeps_errors(tmp_path):
     ]
     out = preprocess_rows(_work(rows), options=PreprocessOptions(max_pixels=224 * 224)).to_pylist()
     assert [r["error_kind"] for r in out] == [None, None, "invalid_pages", "corrupt_image", "corrupt_pdf"]
-    image = Image.open(io.BytesIO(out[0]["images"][0]))
-    assert image.format == "PNG" and image.width * image.height <= 224 * 224
+    page = out[0]["images"][0]  # raw RGB: what the engine's host process wraps without decoding
+    assert len(page["rgb"]) == page["width"] * page["height"] * 3 and page["width"] * page["height"] <= 224 * 224
+    assert page["width"] / page["height"] == pytest.approx(640 / 480, rel=0.05)
+    assert out[0]["preview"] is None  # a PNG only when the job stores images
     assert len(out[1]["images"]) == 1
     assert out[4]["images"] is None  # passed through untouched
 
@@ -231,3 +233,70 @@ def test_batch_options_pool_and_concurrency():
     assert _options(min_actors=1, max_actors=4).pool_size == (1, 4)
     with pytest.raises(ValueError, match="min_actors"):
         _options(min_actors=3, max_actors=2)
+
+
+def test_pages_travel_as_raw_pixels_the_actor_wraps_without_decoding():
+    from batch.actor import _image
+
+    source = Image.new("RGB", (96, 72))
+    source.putdata([(x * 2, y * 3, (x + y) % 256) for y in range(72) for x in range(96)])
+    buf = io.BytesIO()
+    source.save(buf, format="PNG")
+    row = {"id": "g.png", "source": "g.png", "pages": [], "meta": "{}", "data": buf.getvalue()}
+    [ready] = preprocess_rows(_work([row]), options=PreprocessOptions(), preview=True).to_pylist()
+    page = _image(ready["images"][0])
+    assert page.mode == "RGB" and page.size == (96, 72)
+    assert list(page.getdata()) == list(source.getdata())  # exactly the pixels, no re-encoding loss
+    preview = Image.open(io.BytesIO(ready["preview"]))
+    assert preview.format == "PNG" and list(preview.convert("RGB").getdata()) == list(source.getdata())
+
+
+def test_cpu_stage_work_runs_niced_on_its_own_thread_and_raises_there():
+    import os
+    import threading
+
+    from batch.preprocess import at_low_priority
+
+    caller = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, caller)
+    worker, nice = at_low_priority(lambda: (threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0)))
+    assert worker != caller and nice >= 10
+    assert os.getpriority(os.PRIO_PROCESS, caller) == before  # the worker process keeps its own priority
+    with pytest.raises(ValueError, match="boom"):
+        at_low_priority(lambda: (_ for _ in ()).throw(ValueError("boom")))
+
+
+def test_opening_window_admits_one_wave_until_the_first_request_leaves():
+    import asyncio
+
+    from batch.actor import OpeningWindow
+
+    async def scenario():
+        window = OpeningWindow(first=2, limit=5)
+        inside, peak = 0, []
+        release_first = asyncio.Event()
+
+        async def request(i):
+            nonlocal inside
+            async with window:
+                inside += 1
+                peak.append(inside)
+                if i == 0:
+                    await release_first.wait()
+                else:
+                    await asyncio.sleep(0)  # hold the slot across a loop turn
+                    if i == 1:
+                        await release_first.wait()
+                inside -= 1
+
+        tasks = [asyncio.create_task(request(i)) for i in range(8)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        admitted_before = max(peak)
+        release_first.set()
+        await asyncio.gather(*tasks)
+        return admitted_before, window.limit, max(peak)
+
+    admitted_before, limit, peak = asyncio.run(scenario())
+    assert admitted_before == 2  # only the first wave while nothing has finished
+    assert limit == 5 and 2 < peak <= 5  # then the full window

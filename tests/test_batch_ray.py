@@ -165,6 +165,13 @@ def test_folder_summary_counts_the_output(folder_run):
     assert summary["duplicate_ids"] == 0 and summary["run"]["resumed_rows"] == 0
     assert summary["images_per_s"] > 0 and summary["tokens_per_s"] > 0
     assert 0 < summary["wall_s"] <= wall
+    # Start-up in order (Ray connected, engine up, first result at the driver), and the engine
+    # actor's own CPU per row, summed from the rows' host_cpu_s.
+    run = summary["run"]
+    assert 0 <= run["ray_ready_s"] < run["first_request_s"] < run["first_result_s"] <= summary["wall_s"]
+    host = read_output(out).column("host_cpu_s").to_pylist()
+    assert all(v is not None and v >= 0 for v in host) and sum(host) > 0
+    assert run["host_cpu_ms_per_row"] == pytest.approx(1000 * sum(host) / len(host))
 
 
 @pytest.mark.timeout(120)

@@ -331,10 +331,9 @@ def test_a_document_longer_than_one_prompt_is_chunked_and_merged_with_sources(en
 
 def test_a_batch_document_row_longer_than_one_prompt_gets_sources_and_conflicts_columns(engine_runner, tmp_path):
     # The Ray Data actor's own call on the session engine (Ray itself is tested in test_batch_ray).
-    import io
-
     from batch.actor import ExtractionActor
-    from batch.rows import READY_SCHEMA, result_schema, table
+    from batch.preprocess import pixels
+    from batch.rows import READY_SCHEMA, table
 
     engine = engine_runner.engine
     doc = load_document(
@@ -342,20 +341,13 @@ def test_a_batch_document_row_longer_than_one_prompt_gets_sources_and_conflicts_
         name="six.pdf",
         options=engine.config.preprocess.model_copy(update={"pdf_dpi": 36}),
     )
-
-    def png(image):
-        out = io.BytesIO()
-        image.save(out, format="PNG")
-        return out.getvalue()
-
     row = {"id": "six.pdf#pages=1-6", "source": "six.pdf", "pages": list(range(1, 7)), "meta": "{}",
-           "images": [png(p.image) for p in doc.pages], "preprocess_s": 0.0, "warnings": []}  # fmt: skip
-    actor = ExtractionActor.__new__(ExtractionActor)  # the engine is the session's, not a new one
-    actor.task = task_from_schema(_LONG_DOC_SCHEMA, "Read the document.", name="long-doc")
-    actor.include_images, actor.schema, actor.engine = False, result_schema(False), engine
-    actor.model, actor._engine_dead = engine.model_name, False
-    actor._slots = asyncio.Semaphore(4)
-    actor.mode = "document"
+           "images": [pixels(p.image) for p in doc.pages], "preprocess_s": 0.0, "warnings": []}  # fmt: skip
+    # The session's engine, not a new one.
+    task = task_from_schema(_LONG_DOC_SCHEMA, "Read the document.", name="long-doc")
+    actor = ExtractionActor(
+        engine.config, task, max_in_flight=4, include_images=False, mode="document", engine=engine
+    )
     # A one-page PDF in a document-mode job: one prompt, and still its pages as sources.
     one_page = {**row, "id": "one.pdf#page=1", "source": "one.pdf", "pages": [1], "images": row["images"][:1]}
 
@@ -372,3 +364,5 @@ def test_a_batch_document_row_longer_than_one_prompt_gets_sources_and_conflicts_
     assert sources and all(set(pages) <= set(range(1, 7)) for pages in sources.values())
     assert isinstance(json.loads(out[0]["conflicts"]), list)
     assert out[0]["prompt_tokens"] > 0
+    # The actor's own CPU since its engine was up, shared by the call's rows.
+    assert out[0]["host_cpu_s"] == out[1]["host_cpu_s"] > 0

@@ -264,7 +264,7 @@ def test_multi_frame_tiff_expands_in_batch(three_frames, tmp_path):
     rows = expand_files(pa.Table.from_pylist([item]), mode="per_page", pages=None, options=SMALL, done=frozenset())
     assert rows.column("id").to_pylist() == ["fax.tif#page=1", "fax.tif#page=2", "fax.tif#page=3"]
     (ready,) = preprocess_rows(rows.slice(1, 1), options=SMALL).to_pylist()
-    assert ready["pages"] == [2] and Image.open(io.BytesIO(ready["images"][0])).size == (120, 160)
+    assert ready["pages"] == [2] and (ready["images"][0]["width"], ready["images"][0]["height"]) == (120, 160)
     [whole] = expand_files(pa.Table.from_pylist([item]), mode="document", pages=None, options=SMALL, done=frozenset()).to_pylist()
     assert (whole["id"], whole["pages"]) == ("fax.tif#pages=1-3", [1, 2, 3])
 
