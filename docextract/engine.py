@@ -175,13 +175,18 @@ class ExtractionEngine:
         stream: bool = False,
         logprobs: bool = False,
         top_logprobs: int = 0,
+        backend: str | None = None,
     ) -> Any:
-        """vLLM ``SamplingParams`` that enforce ``schema`` with the configured backend (None: free text).
-        ``logprobs`` asks for the sampled tokens' log-probabilities (vLLM's ``logprobs=0``)."""
+        """vLLM ``SamplingParams`` that enforce ``schema`` (None: free text) with ``backend`` (default: the
+        configured one). ``logprobs`` asks for the sampled tokens' log-probabilities (vLLM's ``logprobs=0``)."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         s = sampling or self.config.sampling
+        ws = self.config.disable_any_whitespace
+        so = None if schema is None else StructuredOutputsParams(json=schema, disable_any_whitespace=ws)
+        if so is not None and backend not in (None, self.config.structured_output_backend):
+            so._backend = backend  # vLLM's own field: docextract.vllm_plugin runs the request on it
         return SamplingParams(
             temperature=s.temperature,
             top_p=s.top_p,
@@ -191,11 +196,7 @@ class ExtractionEngine:
             top_k=s.top_k,
             stop=s.stop,
             logprobs=top_logprobs if logprobs else None,
-            structured_outputs=StructuredOutputsParams(
-                json=schema, disable_any_whitespace=self.config.disable_any_whitespace
-            )
-            if schema is not None
-            else None,
+            structured_outputs=so,
             output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
         )
 
@@ -262,8 +263,7 @@ class ExtractionEngine:
         generation: Generation | None = None
         try:
             prompt = self.prompt_for(request)
-            # The task may have been compiled for another backend than this engine's (one
-            # engine runs one backend); the report for this engine's is cached.
+            # Cached; its backend runs the task: the other one where this engine's cannot compile it.
             report = task.report(self.config.structured_output_backend) if task is not None else None
             schema = report.engine_schema if report is not None else None
             confident = task is not None and self.config.confidence
@@ -273,6 +273,7 @@ class ExtractionEngine:
                 stream=stream or confident,
                 logprobs=request.logprobs or confident,
                 top_logprobs=request.top_logprobs,
+                backend=report.backend if report is not None else None,
             )
             if stream or confident:
                 steps = generate_steps(self.llm, prompt, params, request_id, started)

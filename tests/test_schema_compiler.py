@@ -17,6 +17,16 @@ from docextract.tasks import task_from_schema
 from docextract.validate import validate_output
 
 BACKENDS = ("xgrammar", "guidance")
+
+
+@pytest.fixture
+def one_backend(monkeypatch):
+    """The compiler as on an engine without the plugin: a schema stays on its configured backend."""
+    import docextract.vllm_plugin
+
+    monkeypatch.setattr(docextract.vllm_plugin, "per_request_backends", lambda: False)
+
+
 OBJ_A = {"type": "object", "properties": {"a": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["a"]}
 
 # What issue 12 measured as refused or silently not enforced, one schema each.
@@ -61,10 +71,12 @@ def test_real_world_schemas_are_accepted_and_vllm_takes_their_engine_schema(name
     from vllm.v1.structured_output.backend_xgrammar import has_xgrammar_unsupported_json_features
 
     report = compile_schema(REAL_WORLD[name], backend)
-    assert report.accepted and report.fallback is None, report
+    assert report.accepted and report.fallback in (None, "other_backend"), report
     engine = report.engine_schema
     unsupported = (
-        has_xgrammar_unsupported_json_features if backend == "xgrammar" else has_guidance_unsupported_json_features
+        has_xgrammar_unsupported_json_features
+        if report.backend == "xgrammar"
+        else has_guidance_unsupported_json_features
     )
     assert not unsupported(engine)
     task = task_from_schema(REAL_WORLD[name], "x", backend=backend)
@@ -72,7 +84,7 @@ def test_real_world_schemas_are_accepted_and_vllm_takes_their_engine_schema(name
 
 
 def _status(schema, backend, keyword):
-    return {e.keyword: e.status for e in check_coverage(schema, backend).coverage}.get(keyword)
+    return {e.keyword: e.status for e in check_coverage(schema, backend, other_backend=False).coverage}.get(keyword)
 
 
 def test_report_names_what_each_backend_enforces():
@@ -86,6 +98,7 @@ def test_report_names_what_each_backend_enforces():
     assert _status(REAL_WORLD["lookahead pattern"], "guidance", "pattern") == "validated"
     assert _status(REAL_WORLD["multi-branch allOf"], "xgrammar", "allOf") == "validated"
     assert _status(REAL_WORLD["multi-branch allOf"], "guidance", "allOf") == "enforced"
+    assert _status(REAL_WORLD["lookahead pattern"], "xgrammar", "pattern") == "validated"  # compiled, ignored
     report = check_coverage(REAL_WORLD["draft-04 boolean exclusiveMinimum"], "xgrammar")
     assert report.draft == "Draft4"
     assert report.engine_schema["properties"]["p"]["anyOf"][0] == {"type": "number", "exclusiveMinimum": 0}
@@ -117,10 +130,92 @@ def test_unknown_backend_is_an_error():
 
 def test_a_schema_the_backend_cannot_compile_falls_back_to_a_relaxed_engine_schema():
     schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 5, "maximum": 1}}}
-    report = compile_schema(schema, "xgrammar")
+    report = compile_schema(schema, "xgrammar", other_backend=False)
     assert report.fallback == "relaxed"
     assert "minimum" not in json.dumps(report.engine_schema)
     assert {e.keyword for e in report.coverage if e.status == "validated"} >= {"minimum", "maximum"}
+
+
+# A pattern xgrammar 0.2.8 refuses ("Group modifier flag is not supported yet") and guidance compiles.
+XGRAMMAR_REFUSES = {
+    "type": "object",
+    "properties": {"code": {"type": "string", "pattern": "^(?i:[a-c]{2})-[0-9]$"}},
+    "required": ["code"],
+}
+
+
+def test_a_schema_the_configured_backend_cannot_compile_goes_to_the_other_one():
+    report = compile_schema(XGRAMMAR_REFUSES, "xgrammar", other_backend=True)
+    assert report.backend == "guidance" and report.fallback == "other_backend", report
+    assert "xgrammar cannot compile this pattern" in report.fallback_reason
+    assert report.engine_schema["properties"]["code"]["pattern"] == "^(?i:[a-c]{2})-[0-9]$"
+    assert {(e.keyword, e.status) for e in report.coverage} >= {("pattern", "enforced")}
+    assert report.validated_after == []
+    # Without the plugin the engine cannot run guidance: the pattern is left to the check after.
+    alone = compile_schema(XGRAMMAR_REFUSES, "xgrammar", other_backend=False)
+    assert alone.backend == "xgrammar" and alone.fallback is None
+    assert alone.validated_after == ["#/properties/code: pattern"]
+
+
+def test_the_other_backend_is_chosen_only_when_it_compiles_the_full_schema():
+    # Both refuse a lookahead: the configured backend keeps it, validated after.
+    for backend in BACKENDS:
+        report = compile_schema(REAL_WORLD["lookahead pattern"], backend, other_backend=True)
+        assert report.backend == backend and report.fallback is None and report.fallback_reason
+    # A keyword the rules table leaves to the check after is the backend's, not a compile failure.
+    report = compile_schema(REAL_WORLD["multipleOf"], "xgrammar", other_backend=True)
+    assert report.backend == "xgrammar" and report.fallback is None and report.fallback_reason is None
+    # Both directions: a bound beyond guidance's number limit goes to xgrammar.
+    big = {"type": "object", "properties": {"x": {"type": "number", "maximum": 1e300}}}
+    report = compile_schema(big, "guidance", other_backend=True)
+    assert report.backend == "xgrammar" and report.fallback == "other_backend", report
+
+
+def test_the_default_follows_whether_the_engine_can_run_the_other_backend(monkeypatch):
+    import docextract.vllm_plugin
+
+    monkeypatch.setattr(docextract.vllm_plugin, "per_request_backends", lambda: True)
+    assert compile_schema(XGRAMMAR_REFUSES, "xgrammar").backend == "guidance"
+    monkeypatch.setattr(docextract.vllm_plugin, "per_request_backends", lambda: False)
+    assert compile_schema(XGRAMMAR_REFUSES, "xgrammar").backend == "xgrammar"
+
+
+def test_per_request_backends_needs_vllm_0_32_and_the_registered_plugin(monkeypatch):
+    from docextract import vllm_plugin
+
+    vllm_plugin.per_request_backends.cache_clear()
+    monkeypatch.setattr(vllm_plugin, "_vllm_version", lambda: "0.33.0")
+    assert not vllm_plugin.per_request_backends()
+    vllm_plugin.per_request_backends.cache_clear()
+    monkeypatch.setattr(vllm_plugin, "_vllm_version", lambda: "0.32.0")
+    monkeypatch.setenv("VLLM_PLUGINS", "some_other_plugin")
+    assert not vllm_plugin.per_request_backends()
+    vllm_plugin.per_request_backends.cache_clear()
+    monkeypatch.delenv("VLLM_PLUGINS")
+    assert vllm_plugin.per_request_backends()  # this checkout is installed with its entry point
+    vllm_plugin.per_request_backends.cache_clear()
+
+
+def test_a_repeated_schema_going_to_the_other_backend_is_not_compiled_again(monkeypatch):
+    import docextract.schema.apply_rules as apply_rules
+    import docextract.schema.compiler as compiler
+
+    calls = []
+    real = compiler._compile_with_backend
+
+    def counting(schema, backend):
+        calls.append(backend)
+        return real(schema, backend)
+
+    for module in (compiler, apply_rules):  # the engine schema's compile, and each pattern's
+        monkeypatch.setattr(module, "_compile_with_backend", counting)
+    apply_rules.pattern_error.cache_clear()
+    clear_cache()
+    first = check_coverage(json.loads(json.dumps(XGRAMMAR_REFUSES)), "xgrammar", other_backend=True)
+    assert first.backend == "guidance" and {"xgrammar", "guidance"} <= set(calls)
+    compiled = len(calls)
+    again = check_coverage(json.loads(json.dumps(XGRAMMAR_REFUSES)), "xgrammar", other_backend=True)
+    assert again is first and len(calls) == compiled
 
 
 def test_a_repeated_schema_is_not_compiled_again():
@@ -155,7 +250,7 @@ BREAKING = [
 
 
 @pytest.mark.parametrize(("name", "text", "backend"), BREAKING)
-def test_a_validated_keyword_breaks_validity(name, text, backend):
+def test_a_validated_keyword_breaks_validity(name, text, backend, one_backend):
     task = task_from_schema(REAL_WORLD[name], "x", backend=backend)
     assert task.validated_after, task.report()
     assert not validate_output(text, task).valid
@@ -227,3 +322,19 @@ def test_cli_schema_check(tmp_path, capsys):
     assert main(["schema", "check", str(bad)]) == 1
     assert "refused" in capsys.readouterr().out
     assert main(["schema", "check", "invoice"]) == 0
+
+
+def test_the_vllm_plugin_is_a_no_op_on_another_vllm(monkeypatch, caplog):
+    vllm = pytest.importorskip("vllm")
+    from vllm.sampling_params import SamplingParams
+    from vllm.v1.structured_output import StructuredOutputManager
+
+    from docextract import vllm_plugin
+
+    monkeypatch.setattr(vllm, "__version__", "0.33.0")
+    monkeypatch.setattr(vllm_plugin, "_patched", False)
+    before = (StructuredOutputManager.grammar_init, SamplingParams._validate_structured_outputs)
+    with caplog.at_level("WARNING", logger="docextract.vllm_plugin"):
+        vllm_plugin.register()
+    assert (StructuredOutputManager.grammar_init, SamplingParams._validate_structured_outputs) == before
+    assert "not 0.32.x" in caplog.text

@@ -9,6 +9,7 @@ Keywords called ``validated`` are shown reported ``valid: false`` in tests/test_
 from __future__ import annotations
 
 import asyncio
+import json
 
 import jsonschema
 import pytest
@@ -188,3 +189,38 @@ def test_references_to_a_stored_document_hold_in_every_sample(backend, request, 
     for result in _samples(_runner(backend, request), task):
         assert result.error is None and result.finish_reason == "stop", result
         assert result.valid and validator.is_valid(result.data), result.raw_text
+
+
+def test_a_schema_xgrammar_cannot_compile_runs_on_guidance_in_the_same_engine(engine_runner, monkeypatch):
+    # xgrammar refuses the scoped flag group; guidance compiles it. The session engine is
+    # configured for xgrammar: docextract.vllm_plugin lets this request run on guidance there.
+    import re
+    import time
+
+    import docextract.schema.apply_rules as apply_rules
+    import docextract.schema.compiler as compiler
+
+    pattern = "^(?i:[a-c]{2})-[0-9]$"
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": pattern}}, "required": ["code"]}
+    task = task_from_schema(schema, "Describe the image.")
+    report = task.report()
+    assert task.backend == "xgrammar" and report.backend == "guidance" and report.fallback == "other_backend"
+    for result in _samples(engine_runner, task):
+        assert result.error is None and result.finish_reason == "stop", result
+        assert result.valid and re.fullmatch(pattern, result.data["code"]), result.raw_text
+        assert result.backend == "guidance" and result.validated_after == []
+
+    # Both backends live in one engine: a plain xgrammar schema still runs on xgrammar.
+    plain, _ = CASES["pattern"]
+    for result in _samples(engine_runner, task_from_schema(plain, "Describe the image.")):
+        assert result.valid and result.backend == "xgrammar", result.raw_text
+
+    # The same schema again (a new task, as a new request builds): no compilation at all.
+    calls = []
+    for module in (compiler, apply_rules):
+        monkeypatch.setattr(module, "_compile_with_backend", lambda *a: calls.append(a))
+    started = time.perf_counter()
+    again = task_from_schema(json.loads(json.dumps(schema)), "Describe the image.")
+    assert time.perf_counter() - started < 0.1 and calls == [] and again.report() is report
+    for result in _samples(engine_runner, again):
+        assert result.valid and result.backend == "guidance", result.raw_text

@@ -105,3 +105,12 @@ def test_schema_store_resolves_references_on_the_routes(tmp_path_factory):
         assert answer.status_code == 422, answer.text
         message = answer.json()["error"]["message"]
         assert "the schema store has no document for it" in message and "never fetched" in message
+
+
+def test_schema_check_route_names_the_other_backend_when_the_configured_one_cannot_compile(client):
+    # xgrammar (the configured backend) refuses the scoped flag group; guidance compiles it and
+    # runs the request on the same engine (docextract/vllm_plugin.py; tests/test_schema_keywords.py).
+    schema = {"type": "object", "properties": {"c": {"type": "string", "pattern": "^(?i:ab)$"}}, "required": ["c"]}
+    body = client.post("/v1/schema/check", json={"schema": schema}).json()
+    assert body["backend"] == "guidance" and body["fallback"] == "other_backend", body
+    assert "xgrammar cannot compile this pattern" in body["fallback_reason"] and body["validated_after"] == []

@@ -19,6 +19,7 @@ def report_json(report: SchemaReport) -> dict[str, Any]:
         "refused_reason": report.refused_reason,
         "draft": report.draft,
         "fallback": report.fallback,
+        "fallback_reason": report.fallback_reason,
         "bundled": report.bundled,
         "counts": report.counts(),
         "validated_after": report.validated_after,
@@ -42,7 +43,10 @@ def report_table(report: SchemaReport, *, show_enforced: bool = False) -> str:
     summary = ", ".join(f"{counts[s]} {s}" for s in ("enforced", "validated", "annotation", "refused") if counts[s])
     lines.append("")
     if report.accepted:
-        note = f"; fallback: {report.fallback} engine schema" if report.fallback else ""
+        note = {
+            None: "",
+            "other_backend": f"; the configured backend cannot compile it ({report.fallback_reason})",
+        }.get(report.fallback, f"; fallback: {report.fallback} engine schema")
         lines.append(f"accepted: {summary or 'no constraining keyword'}{note}")
         if report.bundled:
             lines.append(f"bundled from the schema store under $defs: {', '.join(report.bundled)}")

@@ -38,6 +38,7 @@ class SchemaCheckResponse(BaseModel):
     refused_reason: str | None = None
     draft: str | None = None
     fallback: str | None = None
+    fallback_reason: str | None = None
     bundled: list[str] = Field(default_factory=list, description="Schema-store documents bundled under $defs.")
     counts: dict[str, int]
     validated_after: list[str]
