@@ -16,8 +16,9 @@ row. Warnings (``blank_page``, ``upscaled``) travel in ``warnings``; a row
 whose pages are all blank under ``blank_pages="skip"`` becomes a
 ``blank_page`` error row, with its warnings, and never reaches the engine.
 
-The work runs at a lower CPU priority (nice 10, on its own thread: the
-worker process keeps its priority for whatever Ray gives it next). Where cores
+The work runs at the lowest CPU priority (nice 19, on its own thread: the
+worker process keeps its priority for whatever Ray gives it next; Ray starts
+every worker, the engine actor included, at nice 15). Where cores
 are shared, the engine wins: its model load at the start of a job (when the
 first pages are rendered) and its host process while it generates. Pages are
 ready long before an engine needs them, so they lose nothing by waiting.
@@ -41,8 +42,8 @@ import pyarrow as pa
 __all__ = ["at_low_priority", "encode_png", "pixels", "preprocess_rows"]
 
 T = TypeVar("T")
-#: Niceness of the CPU stage's work (0 is normal; 19 the lowest priority).
-_NICE = 10
+#: Niceness of the CPU stage's work: the lowest priority (0 is normal; Ray's workers run at 15).
+_NICE = 19
 
 
 def encode_png(image: Any) -> bytes:
@@ -83,7 +84,7 @@ def preprocess_rows(batch: pa.Table, *, options: Any, preview: bool = False) -> 
 
 
 def at_low_priority(work: Callable[..., T], *args: Any) -> T:
-    """``work(*args)`` on a thread of its own at nice 10 or lower (Linux sets niceness per thread;
+    """``work(*args)`` on a thread of its own at nice 19 (Linux sets niceness per thread;
     elsewhere it runs at the caller's priority). Exceptions propagate."""
     outcome: dict[str, Any] = {}
 

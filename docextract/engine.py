@@ -28,6 +28,7 @@ from docextract.config import DOCUMENT, PER_PAGE, DocumentMode, ExtractionConfig
 from docextract.document_mode import run_document
 from docextract.errors import DocExtractError, InputError, ModelLoadError
 from docextract.generation import confidence_fields, generate_final, generate_steps
+from docextract.host_threads import one_host_thread
 from docextract.models.families import family_for, read_architectures
 from docextract.models.source import resolve_model
 from docextract.preprocess.pages import PromptGroup, blank_skip_message, prompt_groups, result_id
@@ -69,17 +70,6 @@ def prepare_environment() -> None:
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
 
 
-def _one_host_thread() -> None:
-    """Once vLLM's engine process is up (with this environment's thread count), this process
-    does per-request host work only (image processor, detokenizing): more torch threads would
-    spin on the model's cores for no gain. Not where the model runs here (multiprocessing off)."""
-    if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "0":
-        return
-    import torch
-
-    torch.set_num_threads(1)
-
-
 #: The task name of a result generated without a schema.
 FREE_TEXT_TASK = "text"
 
@@ -113,7 +103,7 @@ class ExtractionEngine:
         self._cpu = cpu_only()
         self.processor = self._load_processor()
         self.llm = self._start_llm()
-        _one_host_thread()
+        one_host_thread()
 
     # -- construction -------------------------------------------------------------------------
 
