@@ -434,6 +434,27 @@ class TestService:
         )
         _valid(json.loads(completion.choices[0].text), COLOR_SCHEMA)
 
+    @pytest.mark.parametrize(
+        "schema",
+        [
+            # The grammar can only write {"a": 1}; the schema then wants "b" (if/then), or two
+            # properties (minProperties): neither is enforced, both are validated after.
+            {"properties": {"a": {"const": 1}}, "if": {"properties": {"a": {"const": 1}}}, "then": {"required": ["b"]}},
+            {"properties": {"a": {"const": 1}}, "minProperties": 2},
+        ],
+        ids=["if-then", "minProperties"],
+    )
+    def test_chat_flags_what_only_validation_catches_in_header_and_body(self, http, schema):
+        schema = {"type": "object", "required": ["a"], "additionalProperties": False, **schema}
+        fmt = {"type": "json_schema", "json_schema": {"name": "broken", "schema": schema}}
+        messages = [{"role": "user", "content": "Answer in JSON."}]
+        answer = http.post("/v1/chat/completions", json={"model": "tiny", "messages": messages, "response_format": fmt})
+        assert answer.status_code == 200, answer.text
+        assert json.loads(answer.json()["choices"][0]["message"]["content"]) == {"a": 1}
+        info = answer.json()["docextract"]
+        assert answer.headers["x-docextract-valid"] == "false"
+        assert info["valid"] is False and info["errors"] and info["validated_after"]
+
     def test_plain_chat_info_names_and_limits(self, base_url, http, client):
         raw = http.post(
             "/v1/chat/completions",
