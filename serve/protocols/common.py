@@ -164,6 +164,10 @@ class DocextractInfo(BaseModel):
     review: list[str] = []
     warnings: list[dict[str, Any]] = []
 
+    def headers(self) -> dict[str, str]:
+        """The ``x-docextract-valid`` header of a non-streamed answer (none for free text)."""
+        return {VALID_HEADER: str(self.valid).lower()} if self.valid is not None else {}
+
 
 def docextract_info(result: ExtractionResult, served: ServedModel, constrained: bool) -> DocextractInfo:
     return DocextractInfo(

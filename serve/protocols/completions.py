@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from serve.errors import ApiError, error_body
 from serve.protocols.common import (
-    VALID_HEADER,
     answer_text,
     docextract_info,
     event_stream,
@@ -70,7 +69,7 @@ async def completions(request: Request) -> JSONResponse | StreamingResponse:
             usage=UsageOut.of(result.usage),
             docextract=extra,
         )
-        headers = {VALID_HEADER: str(extra.valid).lower()} if extra.valid is not None else {}
+        headers = extra.headers()
         return JSONResponse(with_docextract(answer, extra), headers=headers)
     deltas = await ingress.run_stream(served, extraction, deadline)
 

@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from serve.errors import ApiError, error_body
 from serve.protocols.common import (
-    VALID_HEADER,
     answer_text,
     docextract_info,
     event_stream,
@@ -80,7 +79,7 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
             usage=UsageOut.of(result.usage),
             docextract=extra,
         )
-        headers = {VALID_HEADER: str(extra.valid).lower()} if extra.valid is not None else {}
+        headers = extra.headers()
         return JSONResponse(answer.model_dump(mode="json"), headers=headers)
     deltas = await ingress.run_stream(served, extraction, deadline)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -20,7 +20,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 import docextract
 from serve.errors import ApiError, error_body
 from serve.protocols.common import (
-    VALID_HEADER,
     answer_text,
     docextract_info,
     event_stream,
@@ -51,20 +50,22 @@ router = APIRouter()
 
 @router.post("/", response_model=None)
 async def compat(request: Request) -> JSONResponse | StreamingResponse:
-    body: TgiRequest = await json_body(request, TgiRequest)
-    if body.stream:
-        return await _stream(request, body)
-    response = await _generate(request, body)
-    return JSONResponse([response.body_json], headers=response.headers)
+    return await _answer(request, listed=True)
 
 
 @router.post("/generate", response_model=None)
 async def generate(request: Request) -> JSONResponse | StreamingResponse:
+    return await _answer(request, listed=False)
+
+
+async def _answer(request: Request, *, listed: bool) -> JSONResponse | StreamingResponse:
+    """One request of ``/`` (a JSON list of one answer: ``listed``) or ``/generate``; SSE when
+    the body asks ``stream``."""
     body: TgiRequest = await json_body(request, TgiRequest)
     if body.stream:
         return await _stream(request, body)
     response = await _generate(request, body)
-    return JSONResponse(response.body_json, headers=response.headers)
+    return JSONResponse([response.body_json] if listed else response.body_json, headers=response.headers)
 
 
 @router.post("/generate_stream")
@@ -129,7 +130,7 @@ async def _generate(request: Request, body: TgiRequest) -> _Answer:
             tokens=[_token(t) for t in result.tokens or []],
         )
     extra = docextract_info(result, served, task is not None)
-    headers = {VALID_HEADER: str(extra.valid).lower()} if extra.valid is not None else {}
+    headers = extra.headers()
     return _Answer(
         TgiResponse(generated_text=_text(body, result, task is not None), details=details, docextract=extra), headers
     )
