@@ -36,7 +36,7 @@ from docextract.preprocess.images import (
 )
 from docextract.preprocess.pdf.api import iter_pdf_pages
 from docextract.preprocess.pdf.common import NOT_A_PDF, holds_pdf, select_pages
-from docextract.preprocess.sources import check_size, read_source_bytes
+from docextract.preprocess.sources import check_size, open_input, read_source_bytes
 from docextract.results import InputWarning
 
 __all__ = [
@@ -273,16 +273,9 @@ def resolve_kind(data: bytes, media_type: str | None, name: str) -> Literal["ima
 
 
 def _read_head(path: str, max_bytes: int | None, name: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            head = f.read(1024)
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file", kind="not_found") from None
-    except IsADirectoryError:
-        raise InputError(f"{name}: is a directory, not a file", kind="not_found") from None
-    except PermissionError:
-        raise InputError(f"{name}: permission denied", kind="not_found") from None
+    with open_input(path, name) as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(1024)
     if size == 0:
         raise InputError(f"{name}: empty file", kind="empty_file")
     check_size(size, max_bytes, name)

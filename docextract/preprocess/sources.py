@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from typing import BinaryIO
 
 from docextract.config import DEFAULT_MAX_BYTES
 from docextract.errors import InputError
 
-__all__ = ["check_size", "decode_base64", "decode_data_uri", "read_source_bytes"]
+__all__ = ["check_size", "decode_base64", "decode_data_uri", "open_input", "read_source_bytes"]
 
 
 def read_source_bytes(
@@ -117,15 +118,24 @@ def check_size(size: int, max_bytes: int | None, name: str) -> None:
         )
 
 
-def _read_file(path: str, max_bytes: int | None, name: str) -> bytes:
+def open_input(path: str, name: str) -> BinaryIO:
+    """``path`` opened for reading, or ``not_found`` naming why (missing, a directory, denied).
+
+    Raises:
+        InputError: ``not_found``.
+    """
     try:
-        with open(path, "rb") as f:
-            check_size(os.fstat(f.fileno()).st_size, max_bytes, name)
-            # Read one byte past the limit: the file may grow after the check.
-            return f.read(-1 if max_bytes is None else max_bytes + 1)
+        return open(path, "rb")
     except FileNotFoundError:
         raise InputError(f"{name}: no such file", kind="not_found") from None
     except IsADirectoryError:
         raise InputError(f"{name}: is a directory, not a file", kind="not_found") from None
     except PermissionError:
         raise InputError(f"{name}: permission denied", kind="not_found") from None
+
+
+def _read_file(path: str, max_bytes: int | None, name: str) -> bytes:
+    with open_input(path, name) as f:
+        check_size(os.fstat(f.fileno()).st_size, max_bytes, name)
+        # Read one byte past the limit: the file may grow after the check.
+        return f.read(-1 if max_bytes is None else max_bytes + 1)
