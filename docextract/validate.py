@@ -15,11 +15,10 @@ the same string, and whoever re-serialises ``data`` gets strict JSON back.
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+from docextract.cache import LruCache
 from docextract.results import FieldError
 from docextract.schema.normalize import user_validator
 from docextract.schema.transform import restore_optional
@@ -53,25 +52,16 @@ class ValidationOutcome:
 #: Validators by schema object: choosing the draft checks the schema against meta-schemas, which
 #: cost more than validating one output (about 5 ms a call for a three-field schema). Keyed by
 #: ``id`` with the schema held, so an id is never reused while its entry lives.
-_VALIDATORS: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
-_VALIDATORS_MAX = 128
-_VALIDATORS_LOCK = threading.Lock()
+_VALIDATORS: LruCache[int, tuple[Any, Any]] = LruCache(128)
 
 
 def _validator(schema: dict[str, Any]):
-    with _VALIDATORS_LOCK:
-        cached = _VALIDATORS.get(id(schema))
-        if cached is not None and cached[0] is schema:
-            _VALIDATORS.move_to_end(id(schema))
-            return cached[1]
+    cached = _VALIDATORS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
     # The draft the author wrote in (a draft-04 boolean exclusiveMinimum is read as draft 04).
     cls = user_validator(schema)
-    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
-    with _VALIDATORS_LOCK:
-        _VALIDATORS[id(schema)] = (schema, validator)
-        while len(_VALIDATORS) > _VALIDATORS_MAX:
-            _VALIDATORS.popitem(last=False)
-    return validator
+    return _VALIDATORS.put(id(schema), (schema, cls(schema, format_checker=cls.FORMAT_CHECKER)))[1]
 
 
 def validate_output(text: str, task: TaskSpec, finish_reason: str | None = "stop") -> ValidationOutcome:

@@ -26,10 +26,10 @@ import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from docextract.cache import LruCache
 from docextract.config import SamplingConfig
 from docextract.errors import DocExtractError, EngineError, validation_problems
 from serve.config import ServeAppConfig, ServedModel
@@ -80,7 +80,7 @@ class Ingress:
             if limits.allow_url_fetch
             else None
         )
-        self._tasks: OrderedDict[tuple[Any, ...], TaskSpec] = OrderedDict()
+        self._tasks: LruCache[tuple[Any, ...], TaskSpec] = LruCache(_TASK_CACHE_SIZE)
         from docextract.schema.store import load_store
 
         for served in config.models:  # read once, here: a missing store fails the deployment, not a request
@@ -111,12 +111,7 @@ class Ingress:
         """A task from the cache, or built (schema checked and compiled) in a thread and cached."""
         task = self._tasks.get(key)
         if task is None:
-            task = await asyncio.to_thread(build)
-            self._tasks[key] = task
-            while len(self._tasks) > _TASK_CACHE_SIZE:
-                self._tasks.popitem(last=False)
-        else:
-            self._tasks.move_to_end(key)
+            task = self._tasks.put(key, await asyncio.to_thread(build))
         return task
 
     async def extraction_task(

@@ -42,14 +42,13 @@ caches the compiled grammar on its side too).
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from docextract.cache import LruCache
 from docextract.errors import SchemaError
 from docextract.schema.admission import Refused, admit
 from docextract.schema.apply_rules import CoverageEntry, RuleApplier
@@ -124,14 +123,11 @@ class SchemaReport(BaseModel):
         return out
 
 
-_cache: OrderedDict[tuple[str, str, tuple[str, ...], bool], SchemaReport] = OrderedDict()
-_cache_lock = threading.Lock()
-_CACHE_SIZE = 512
+_cache: LruCache[tuple[str, str, tuple[str, ...], bool], SchemaReport] = LruCache(512)
 
 
 def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def check_coverage(
@@ -156,18 +152,13 @@ def check_coverage(
         key = (json.dumps(schema, sort_keys=True), backend, store_key, other_backend)
     except (TypeError, ValueError) as exc:
         return SchemaReport(backend=backend, accepted=False, refused_reason=f"not JSON: {exc}")
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached
     started = time.perf_counter()
     report = _build(schema, backend, store_key, other_backend)
     report.compile_ms = round((time.perf_counter() - started) * 1000, 3)
-    with _cache_lock:
-        _cache[key] = report
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return report
+    return _cache.put(key, report)
 
 
 def compile_schema(
