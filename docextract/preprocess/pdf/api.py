@@ -57,6 +57,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from docextract.config import DEFAULT_MAX_PAGE_PIXELS, PdfRenderer
 from docextract.errors import InputError
@@ -151,31 +152,10 @@ def iter_pdf_pages(
     return _render(request, order, timeout_s, name)
 
 
-def render_pdf_pages(
-    source: PdfSource,
-    *,
-    dpi: int = 150,
-    pages: Sequence[int] | None = None,
-    max_pages: int | None = 50,
-    renderer: PdfRenderer = "auto",
-    timeout_s: float = 60,
-    max_page_pixels: int | None = DEFAULT_MAX_PAGE_PIXELS,
-    name: str | None = None,
-) -> list[RenderedPage]:
-    """Every page of :func:`iter_pdf_pages` in a list (all of them full-size in memory at
-    once: callers that scale pages down should iterate instead)."""
-    return list(
-        iter_pdf_pages(
-            source,
-            dpi=dpi,
-            pages=pages,
-            max_pages=max_pages,
-            renderer=renderer,
-            timeout_s=timeout_s,
-            max_page_pixels=max_page_pixels,
-            name=name,
-        )
-    )
+def render_pdf_pages(source: PdfSource, **options: Any) -> list[RenderedPage]:
+    """Every page of :func:`iter_pdf_pages` (same options) in a list: all of them full-size in
+    memory at once, so callers that scale pages down should iterate instead."""
+    return list(iter_pdf_pages(source, **options))
 
 
 def count_pdf_pages(
