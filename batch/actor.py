@@ -40,7 +40,8 @@ import asyncio
 import json
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
@@ -55,7 +56,9 @@ if TYPE_CHECKING:
     from docextract.engine import ExtractionEngine
     from docextract.tasks import TaskSpec
 
-__all__ = ["ExtractionActor", "OpeningWindow"]
+__all__ = ["ExtractionActor", "FirstAlone"]
+
+T = TypeVar("T")
 
 
 class ExtractionActor:
@@ -83,7 +86,7 @@ class ExtractionActor:
         # Bound to Ray Data's loop at first use (Python >= 3.10 semaphores bind lazily).
         self._slots = asyncio.Semaphore(max_in_flight)
         # Ray's max_concurrency bounds the calls; this only holds them back behind the first one.
-        self._calls = OpeningWindow(first=1, limit=1 << 30)
+        self._calls = FirstAlone()
         self._engine_dead = False
         self._cpu_mark = time.process_time()  # this process's CPU time when the engine was up
 
@@ -92,8 +95,7 @@ class ExtractionActor:
             # Exit the process: Ray Data restarts the actor (a fresh engine) and retries this call.
             os._exit(1)
         rows = batch.to_pylist()
-        async with self._calls:
-            results = await asyncio.gather(*(self._one(row) for row in rows))
+        results = await self._calls.run(lambda: asyncio.gather(*(self._one(row) for row in rows)))
         # Calls finish one at a time on this loop: each takes the CPU spent since the last one.
         now = time.process_time()
         share = (now - self._cpu_mark) / max(1, len(results))
@@ -178,32 +180,22 @@ class ExtractionActor:
             engine.shutdown()
 
 
-class OpeningWindow:
-    """At most ``first`` holders until one of them leaves, then at most ``limit`` (an async
-    context manager, bound to the running loop at first use)."""
+class FirstAlone:
+    """Runs the first piece of work alone; the others start once it is done (an actor's slow
+    start). Bound to the running loop at first use."""
 
-    def __init__(self, first: int, limit: int) -> None:
-        self._limit, self._full = max(1, min(first, limit)), max(1, limit)
-        self._busy = 0
-        self._changed: asyncio.Condition | None = None
+    def __init__(self) -> None:
+        self._first_done: asyncio.Event | None = None
 
-    @property
-    def limit(self) -> int:
-        return self._limit
-
-    async def __aenter__(self) -> None:
-        if self._changed is None:
-            self._changed = asyncio.Condition()
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._busy < self._limit)
-            self._busy += 1
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._changed is not None
-        async with self._changed:
-            self._busy -= 1
-            self._limit = self._full
-            self._changed.notify_all()
+    async def run(self, work: Callable[[], Awaitable[T]]) -> T:
+        if self._first_done is None:
+            self._first_done = asyncio.Event()
+            try:
+                return await work()
+            finally:
+                self._first_done.set()
+        await self._first_done.wait()
+        return await work()
 
 
 def _json(value: Any) -> str | None:

@@ -266,37 +266,35 @@ def test_cpu_stage_work_runs_niced_on_its_own_thread_and_raises_there():
         at_low_priority(lambda: (_ for _ in ()).throw(ValueError("boom")))
 
 
-def test_opening_window_admits_one_wave_until_the_first_request_leaves():
+def test_an_actors_first_call_runs_alone_then_the_others_together():
     import asyncio
 
-    from batch.actor import OpeningWindow
+    from batch.actor import FirstAlone
 
     async def scenario():
-        window = OpeningWindow(first=2, limit=5)
-        inside, peak = 0, []
-        release_first = asyncio.Event()
+        gate = FirstAlone()
+        running, started, peak = 0, [], []
+        release_first, release_rest = asyncio.Event(), asyncio.Event()
 
-        async def request(i):
-            nonlocal inside
-            async with window:
-                inside += 1
-                peak.append(inside)
-                if i == 0:
-                    await release_first.wait()
-                else:
-                    await asyncio.sleep(0)  # hold the slot across a loop turn
-                    if i == 1:
-                        await release_first.wait()
-                inside -= 1
+        async def call(i):
+            nonlocal running
+            running += 1
+            started.append(i)
+            peak.append(running)
+            await (release_first if i == 0 else release_rest).wait()
+            running -= 1
+            return i
 
-        tasks = [asyncio.create_task(request(i)) for i in range(8)]
+        tasks = [asyncio.create_task(gate.run(lambda i=i: call(i))) for i in range(4)]
         for _ in range(5):
             await asyncio.sleep(0)
-        admitted_before = max(peak)
+        alone = list(started)
         release_first.set()
-        await asyncio.gather(*tasks)
-        return admitted_before, window.limit, max(peak)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        release_rest.set()
+        return alone, max(peak), await asyncio.gather(*tasks)
 
-    admitted_before, limit, peak = asyncio.run(scenario())
-    assert admitted_before == 2  # only the first wave while nothing has finished
-    assert limit == 5 and 2 < peak <= 5  # then the full window
+    alone, peak, results = asyncio.run(scenario())
+    assert alone == [0]  # only the first call while nothing has finished
+    assert peak == 3 and results == [0, 1, 2, 3]  # then all the others at once
