@@ -230,7 +230,11 @@ class ExtractionConfig(BaseModel):
     served_model_name: str | None = Field(
         default=None, description="Name clients use for this model (default: the model id)."
     )
-    dtype: str = Field(default="auto", description="Weights dtype: auto, bfloat16, float16, float32.")
+    dtype: str = Field(
+        default="auto",
+        description="Weights dtype: auto, bfloat16, float16, float32 (auto: the checkpoint's; float32 on an x86 "
+        "CPU without native bfloat16, where bfloat16 is emulated 20x slower: docextract.models.dtype).",
+    )
     max_model_len: int | None = Field(
         default=16384, ge=256, description="Context length (prompt + output); bounds KV-cache memory."
     )

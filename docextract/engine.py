@@ -29,6 +29,7 @@ from docextract.document_mode import run_document
 from docextract.errors import DocExtractError, InputError, ModelLoadError
 from docextract.generation import confidence_fields, generate_final, generate_steps
 from docextract.host_threads import one_host_thread
+from docextract.models.dtype import engine_dtype
 from docextract.models.families import family_for, read_architectures
 from docextract.models.source import resolve_model
 from docextract.preprocess.pages import PromptGroup, blank_skip_message, prompt_groups, result_id
@@ -126,7 +127,7 @@ class ExtractionEngine:
         args: dict[str, Any] = {
             "model": str(self.model_path),
             "served_model_name": cfg.model_name,
-            "dtype": cfg.dtype,
+            "dtype": engine_dtype(cfg.dtype, cpu=self._cpu),
             "max_model_len": cfg.max_model_len,
             "tensor_parallel_size": cfg.tensor_parallel_size,
             "gpu_memory_utilization": cfg.gpu_memory_utilization,

@@ -179,6 +179,17 @@ def test_pixel_budget_reaches_the_processor(engine_runner):
     assert args["limit_mm_per_prompt"] == {"image": engine_runner.engine.config.max_images_per_prompt}
 
 
+def test_the_engine_computes_in_a_dtype_this_cpu_runs_natively(engine_runner):
+    import torch
+
+    from docextract.models.dtype import native_bfloat16
+
+    # The tiny model's checkpoint is bfloat16; vLLM's own "auto" would keep it on any CPU.
+    assert json.loads((engine_runner.engine.model_path / "config.json").read_text())["dtype"] == "bfloat16"
+    expected = torch.bfloat16 if native_bfloat16() else torch.float32
+    assert engine_runner.engine.llm.model_config.dtype == expected
+
+
 def test_a_prompt_longer_than_the_context_is_an_error_result_and_the_engine_keeps_serving(engine_runner):
     engine = engine_runner.engine
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}

@@ -102,3 +102,24 @@ def test_preprocessing_scales_a_tiny_image_to_the_family_minimum(tmp_path):
     pixtral = ExtractionConfig(model=model_dir(tmp_path, "PixtralForConditionalGeneration")).preprocess
     assert load_model_page(png((40, 40)), name="stamp.png", options=pixtral).warnings == ()
     assert load_model_page(png((40, 40)), name="stamp.png", options=PreprocessOptions()).image.size == (56, 56)
+
+
+def test_auto_dtype_is_float32_only_on_an_x86_cpu_without_native_bfloat16(monkeypatch):
+    import torch
+
+    from docextract.models import dtype
+
+    monkeypatch.setattr(dtype.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert dtype.engine_dtype("auto", cpu=True) == "float32"
+    assert dtype.engine_dtype("bfloat16", cpu=True) == "bfloat16"  # what the user names is kept
+    assert dtype.engine_dtype("auto", cpu=False) == "auto"  # a GPU engine
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert dtype.engine_dtype("auto", cpu=True) == "auto"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert dtype.engine_dtype("auto", cpu=True) == "auto"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(dtype.platform, "machine", lambda: "aarch64")
+    assert dtype.engine_dtype("auto", cpu=True) == "auto"
