@@ -19,7 +19,9 @@ shows (and writes) results almost as soon as its engine is up. The cost is that
 window, at a lower occupancy: on a GPU, about one request's duration.
 
 The host process: vLLM's front end (the image processor, detokenizing) runs in
-this process, the model in the engine's own process. This process's CPU time
+this process, the model in the engine's own process. Both run at the normal priority where the
+process may ask for it (:func:`~docextract.host_threads.normal_priority`; Ray
+starts its workers at nice 15, as the CPU stages'). This process's CPU time
 is what bounds how fast one engine can be fed, so pages arrive as raw pixels
 (wrapped, not decoded: :func:`_image`), the schema validator is built once per
 task, and each result row carries its share of this process's CPU time
@@ -76,6 +78,12 @@ class ExtractionActor:
     ) -> None:
         """``engine``: one already built (tests share their session's)."""
         from docextract.engine import ExtractionEngine
+        from docextract.host_threads import normal_priority
+
+        if engine is None:
+            # Ray started this process at nice 15, as the CPU stages' workers; the engine process
+            # (started next, inheriting it) and this host process come first on shared cores.
+            normal_priority()
 
         self.task = task
         self.mode = mode

@@ -18,8 +18,9 @@ whose pages are all blank under ``blank_pages="skip"`` becomes a
 
 The work runs at the lowest CPU priority (nice 19, on its own thread: the
 worker process keeps its priority for whatever Ray gives it next; Ray starts
-every worker, the engine actor included, at nice 15). Where cores
-are shared, the engine wins: its model load at the start of a job (when the
+every worker at nice 15, and the engine actor asks for the normal priority:
+:func:`docextract.host_threads.normal_priority`). Where cores are shared, the
+engine wins: its model load at the start of a job (when the
 first pages are rendered) and its host process while it generates. Pages are
 ready long before an engine needs them, so they lose nothing by waiting.
 

@@ -266,6 +266,32 @@ def test_cpu_stage_work_runs_niced_on_its_own_thread_and_raises_there():
         at_low_priority(lambda: (_ for _ in ()).throw(ValueError("boom")))
 
 
+def test_the_engine_host_process_asks_for_normal_priority_on_every_thread():
+    import os
+    import threading
+
+    from docextract.host_threads import NORMAL_NICE, normal_priority
+
+    ready, release, tid = threading.Event(), threading.Event(), []
+
+    def niced() -> None:  # a thread at the niceness Ray starts its workers with
+        tid.append(threading.get_native_id())
+        os.setpriority(os.PRIO_PROCESS, tid[0], 15)
+        ready.set()
+        release.wait(10)
+
+    thread = threading.Thread(target=niced)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        permitted = os.geteuid() == 0  # CAP_SYS_NICE: raising a priority needs it
+        assert normal_priority() is permitted
+        assert os.getpriority(os.PRIO_PROCESS, tid[0]) == (NORMAL_NICE if permitted else 15)
+    finally:
+        release.set()
+        thread.join()
+
+
 def test_an_actors_first_call_runs_alone_then_the_others_together():
     import asyncio
 
