@@ -84,12 +84,12 @@ class ExtractionActor:
             # Ray started this process at nice 15, as the CPU stages' workers; the engine process
             # (started next, inheriting it) and this host process come first on shared cores.
             normal_priority()
-
+            engine = ExtractionEngine(config)
         self.task = task
         self.mode = mode
         self.include_images = include_images
         self.schema = result_schema(include_images)
-        self.engine = engine if engine is not None else ExtractionEngine(config)
+        self.engine = engine
         self.model = self.engine.model_name
         # Bound to Ray Data's loop at first use (Python >= 3.10 semaphores bind lazily).
         self._slots = asyncio.Semaphore(max_in_flight)
