@@ -22,11 +22,13 @@ The host process: vLLM's front end (the image processor, detokenizing) runs in
 this process, the model in the engine's own process. Both run at the normal priority where the
 process may ask for it (:func:`~docextract.host_threads.normal_priority`; Ray
 starts its workers at nice 15, as the CPU stages'). This process's CPU time
-is what bounds how fast one engine can be fed, so pages arrive as raw pixels
-(wrapped, not decoded: :func:`_image`), the schema validator is built once per
-task, and each result row carries its share of this process's CPU time
-(``host_cpu_s``: the CPU spent since the previous batch finished, split over
-the batch's rows, so the rows of a run add up to the actor's CPU over it).
+is what bounds how fast one engine can be fed, so pages arrive as raw pixels at
+the size the model's image processor would resize them to (:mod:`batch.preprocess`:
+its resize is then skipped) and go to vLLM as arrays over the same buffer
+(:func:`_image`), the schema validator is built once per task, and each result
+row carries its share of this process's CPU time (``host_cpu_s``: the CPU spent
+since the previous batch finished, split over the batch's rows, so the rows of a
+run add up to the actor's CPU over it).
 
 Nothing lost: a row that arrives with an error (from discovery or
 preprocessing) is passed through, and any exception while extracting one row
@@ -42,6 +44,7 @@ import asyncio
 import json
 import os
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -97,6 +100,8 @@ class ExtractionActor:
         self._calls = FirstAlone()
         self._engine_dead = False
         self._cpu_mark = time.process_time()  # this process's CPU time when the engine was up
+        # Pages are arrays over read-only buffers (_image); the image processor reads them, never writes.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 
     async def __call__(self, batch: pa.Table) -> pa.Table:
         if self._engine_dead:
@@ -211,7 +216,10 @@ def _json(value: Any) -> str | None:
 
 
 def _image(page: dict[str, Any]) -> Any:
-    """A :data:`~batch.rows.PIXELS_TYPE` value as a PIL image over the same buffer (no decode)."""
-    from PIL import Image
+    """A :data:`~batch.rows.PIXELS_TYPE` value as a height x width x 3 ``uint8`` array over the same
+    buffer: no copy, no decode. vLLM takes it as an image as it takes a PIL one, and hashes the buffer
+    itself (a PIL RGB image over a buffer is a copy: PIL keeps RGB as 4 bytes a pixel)."""
+    import numpy as np
 
-    return Image.frombuffer("RGB", (page["width"], page["height"]), page["rgb"], "raw", "RGB", 0, 1)
+    rgb = np.frombuffer(page["rgb"], dtype=np.uint8)
+    return rgb.reshape(page["height"], page["width"], 3)

@@ -5,7 +5,8 @@
     from_items(files)   -> expand_files       (CPU tasks: count PDF pages, one row per page)  \\
     from_items(parquet) -> read_parquet_rows  (CPU tasks: read row groups)                    -> union
         -> repartition       (blocks of a few rows: a long PDF's pages spread over tasks)
-        -> preprocess_rows   (CPU tasks: decode, EXIF, resize, render one page each; raw RGB)
+        -> preprocess_rows   (CPU tasks: decode, EXIF, resize, render one page each; raw RGB at
+                              the model's input size)
         -> ExtractionActor   (actor pool: one ExtractionEngine each, async, max_in_flight requests)
         -> iter_batches on the driver -> PartWriter (atomic part files)
 
@@ -63,6 +64,7 @@ def build_dataset(
     from ray.data import ActorPoolStrategy
 
     from docextract.cluster.placement import engine_placement
+    from docextract.models.families import model_family
 
     cpu = {"num_cpus": options.preprocess_cpus, "batch_format": "pyarrow"}
     sources = []
@@ -89,7 +91,12 @@ def build_dataset(
     ds = ds.repartition(target_num_rows_per_block=_ROWS_PER_PREPROCESS_BLOCK)
     ds = ds.map_batches(
         preprocess_rows,
-        fn_kwargs={"options": config.preprocess, "preview": options.include_images},
+        fn_kwargs={
+            "options": config.preprocess,
+            "preview": options.include_images,
+            # Pages leave at the size the model's image processor wants (batch.preprocess.model_ready).
+            "family": model_family(config.model),
+        },
         batch_size=_ROWS_PER_PREPROCESS_BLOCK,
         **cpu,
     )

@@ -10,6 +10,14 @@ whose CPU time per page bounds how fast one engine can be fed. Only a job that
 stores images (``--include-images``) also gets a PNG of the first page
 (``compress_level=1``: deflate effort buys little for bytes that live seconds).
 
+Pages leave this stage at the size the model's image processor would resize
+them to (:func:`model_ready`, for a family that says it:
+:attr:`~docextract.models.families.ModelFamily.input_size`), so the processor
+in the engine's host process finds nothing to resize, and a page is resampled
+once, here, rather than twice. Measured on a 1-megapixel page (1024 px square,
+Qwen2-VL's processor): 20 ms in the engine's host process as it came, 8 ms at
+its model size (1008 px).
+
 A row that cannot be loaded comes out with ``error``/``error_kind`` and no
 images; the actor passes it through, so it still becomes exactly one output
 row. Warnings (``blank_page``, ``upscaled``) travel in ``warnings``; a row
@@ -40,7 +48,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-__all__ = ["at_low_priority", "encode_png", "pixels", "preprocess_rows"]
+__all__ = ["at_low_priority", "encode_png", "model_ready", "pixels", "preprocess_rows"]
 
 T = TypeVar("T")
 #: Niceness of the CPU stage's work: the lowest priority (0 is normal; Ray's workers run at 15).
@@ -61,6 +69,19 @@ def pixels(image: Any) -> dict[str, Any]:
     return {"width": image.width, "height": image.height, "rgb": image.tobytes()}
 
 
+def model_ready(image: Any, family: Any, options: Any) -> Any:
+    """``image`` at the size ``family``'s image processor turns it into under ``options``' pixel
+    budget (bicubic, as Qwen-VL's processor); as it is where that size is not known or already met."""
+    from PIL import Image
+
+    from docextract.models.families import model_input_size
+
+    size = model_input_size(family, image.size, options.min_pixels, options.max_pixels) if family else None
+    if size is None or size == image.size:
+        return image
+    return image.resize(size, Image.Resampling.BICUBIC)
+
+
 def _load(row: dict[str, Any], options: Any) -> tuple[list[Any], list[Any], str | None]:
     """The pages to send (PIL images), every page's warnings, and the error when none is sent."""
     from docextract.preprocess.documents import load_document
@@ -78,10 +99,11 @@ def _load(row: dict[str, Any], options: Any) -> tuple[list[Any], list[Any], str 
     return images, warnings, skipped
 
 
-def preprocess_rows(batch: pa.Table, *, options: Any, preview: bool = False) -> pa.Table:
+def preprocess_rows(batch: pa.Table, *, options: Any, preview: bool = False, family: Any = None) -> pa.Table:
     """Ray task: decode, rotate, resize and render each row; errors become columns.
-    ``preview``: also the first page as PNG (for ``--include-images``)."""
-    return at_low_priority(_preprocess_rows, batch, options, preview)
+    ``preview``: also the first page as PNG (for ``--include-images``). ``family``: the model's
+    :class:`~docextract.models.families.ModelFamily`, whose input size pages are brought to."""
+    return at_low_priority(_preprocess_rows, batch, options, preview, family)
 
 
 def at_low_priority(work: Callable[..., T], *args: Any) -> T:
@@ -108,7 +130,7 @@ def at_low_priority(work: Callable[..., T], *args: Any) -> T:
     return outcome["value"]
 
 
-def _preprocess_rows(batch: pa.Table, options: Any, preview: bool) -> pa.Table:
+def _preprocess_rows(batch: pa.Table, options: Any, preview: bool, family: Any) -> pa.Table:
     from batch.rows import READY_SCHEMA, error_fields, table, warning_values
 
     out = []
@@ -120,6 +142,7 @@ def _preprocess_rows(batch: pa.Table, options: Any, preview: bool) -> pa.Table:
                 images, warnings, skipped = _load(row, options)
                 ready["warnings"] = warning_values(warnings)
                 if skipped is None:
+                    images = [model_ready(image, family, options) for image in images]
                     ready["images"] = [pixels(image) for image in images]
                     if preview:
                         ready["preview"] = encode_png(images[0])

@@ -235,7 +235,7 @@ def test_batch_options_pool_and_concurrency():
         _options(min_actors=3, max_actors=2)
 
 
-def test_pages_travel_as_raw_pixels_the_actor_wraps_without_decoding():
+def test_pages_travel_as_raw_pixels_the_actor_views_without_copying():
     from batch.actor import _image
 
     source = Image.new("RGB", (96, 72))
@@ -245,8 +245,10 @@ def test_pages_travel_as_raw_pixels_the_actor_wraps_without_decoding():
     row = {"id": "g.png", "source": "g.png", "pages": [], "meta": "{}", "data": buf.getvalue()}
     [ready] = preprocess_rows(_work([row]), options=PreprocessOptions(), preview=True).to_pylist()
     page = _image(ready["images"][0])
-    assert page.mode == "RGB" and page.size == (96, 72)
-    assert list(page.getdata()) == list(source.getdata())  # exactly the pixels, no re-encoding loss
+    assert page.shape == (72, 96, 3) and page.dtype.name == "uint8"
+    assert not page.flags.owndata  # a view over the row's buffer, not a copy
+    # Exactly the pixels, no re-encoding loss.
+    assert page.reshape(-1, 3).tolist() == [list(p) for p in source.getdata()]
     preview = Image.open(io.BytesIO(ready["preview"]))
     assert preview.format == "PNG" and list(preview.convert("RGB").getdata()) == list(source.getdata())
 
@@ -324,3 +326,34 @@ def test_an_actors_first_call_runs_alone_then_the_others_together():
     alone, peak, results = asyncio.run(scenario())
     assert alone == [0]  # only the first call while nothing has finished
     assert peak == 3 and results == [0, 1, 2, 3]  # then all the others at once
+
+
+def test_cpu_stage_brings_pages_to_the_model_processors_own_size():
+    """Qwen-VL's processor resizes every image to sides that are multiples of 28 within the pixel
+    budget; the CPU stage does it instead, so the processor in the engine's host process finds the
+    size met, and resizes nothing."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+
+    from batch.actor import _image
+    from docextract.models.families import family_for
+
+    family = family_for(["Qwen2VLForConditionalGeneration"])
+    options = PreprocessOptions(max_pixels=200 * 200)
+    rows = []
+    for i, size in enumerate([(300, 200), (97, 61), (640, 90)]):
+        buf = io.BytesIO()
+        Image.new("RGB", size, (40 * i, 90, 200)).save(buf, format="PNG")
+        rows.append({"id": f"s{i}.png", "source": f"s{i}.png", "pages": [], "meta": "{}", "data": buf.getvalue()})
+    ready = preprocess_rows(_work(rows), options=options, family=family).to_pylist()
+    processor = Qwen2VLImageProcessor(size={"shortest_edge": options.min_pixels, "longest_edge": options.max_pixels})
+    for row in ready:
+        assert row["error"] is None, row
+        page = row["images"][0]
+        assert page["width"] % 28 == 0 and page["height"] % 28 == 0
+        assert page["width"] * page["height"] <= options.max_pixels
+        grid = processor(images=[_image(page)], return_tensors="pt")["image_grid_thw"].tolist()
+        # The processor's grid is the page's own size in 14-px patches: it did not resize.
+        assert grid == [[1, page["height"] // 14, page["width"] // 14]]
+    # Without a known family the pages stay at the budget's size.
+    plain = preprocess_rows(_work(rows[:1]), options=options).to_pylist()[0]["images"][0]
+    assert (plain["width"], plain["height"]) != (ready[0]["images"][0]["width"], ready[0]["images"][0]["height"])

@@ -16,6 +16,8 @@ from docextract.models.families import (
     PIXTRAL_MIN_PIXELS,
     QWEN_VL_MIN_PIXELS,
     family_for,
+    model_family,
+    model_input_size,
     model_min_pixels,
 )
 from docextract.preprocess.documents import load_model_page
@@ -123,3 +125,34 @@ def test_auto_dtype_is_float32_only_on_an_x86_cpu_without_native_bfloat16(monkey
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(dtype.platform, "machine", lambda: "aarch64")
     assert dtype.engine_dtype("auto", cpu=True) == "auto"
+
+
+@pytest.mark.parametrize("size", [(1024, 1024), (1000, 700), (3000, 40), (57, 57), (20, 30), (448, 448), (2481, 3508)])
+@pytest.mark.parametrize("budget", [(None, 1024 * 1024), (28 * 28 * 8, 448 * 448), (None, 112 * 112)])
+def test_qwen_input_size_is_transformers_smart_resize_and_a_fixed_point(size, budget):
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    min_pixels, max_pixels = budget
+    family = family_for(["Qwen2_5_VLForConditionalGeneration"])
+    width, height = size
+    got = model_input_size(family, size, min_pixels, max_pixels)
+    bounds = {"factor": 28, "min_pixels": min_pixels or QWEN_VL_MIN_PIXELS, "max_pixels": max_pixels}
+    height_t, width_t = smart_resize(height, width, **bounds)
+    fixed = smart_resize(height_t, width_t, **bounds) == (height_t, width_t)
+    if not fixed:
+        # transformers would resize its own result again (a side held at 28 px at an extreme aspect
+        # ratio): the page is left to the processor, which then does what it does to the original.
+        assert got is None
+        return
+    assert got == (width_t, height_t)
+    # An image already at that size is left there (what lets the processor skip its resize).
+    assert model_input_size(family, got, min_pixels, max_pixels) == got
+
+
+def test_input_size_unknown_without_a_budget_or_a_known_family(tmp_path):
+    qwen = family_for(["Qwen2VLForConditionalGeneration"])
+    assert model_input_size(qwen, (640, 480), None, None) is None  # the checkpoint's own bounds apply
+    assert model_input_size(qwen, (4000, 10), None, 1024 * 1024) is None  # the processor refuses it
+    assert model_input_size(family_for(["SomethingElse"]), (640, 480), None, 1024 * 1024) is None
+    assert model_family(model_dir(tmp_path, "Qwen2VLForConditionalGeneration")) is qwen
+    assert model_family(str(tmp_path / "missing")).name == "generic"

@@ -29,6 +29,8 @@ __all__ = [
     "QWEN_VL_MIN_PIXELS",
     "family_for",
     "find_model_file",
+    "model_family",
+    "model_input_size",
     "model_min_pixels",
     "read_architectures",
     "register_family",
@@ -64,6 +66,10 @@ class ModelFamily:
     min_pixels: int = GENERIC_MIN_PIXELS
     #: The same minimum as a checkpoint's image processor settings state it (None: not stated).
     min_pixels_in: Callable[[dict[str, Any]], int | None] = lambda preprocessor: None
+    #: (width, height, min_pixels, max_pixels) -> the (width, height) this family's image processor
+    #: resizes such an image to under :attr:`processor_kwargs`' bounds; None where that is not known.
+    #: An image already at that size is not resized again by the processor (:func:`model_input_size`).
+    input_size: Callable[[int, int, int | None, int], tuple[int, int] | None] | None = None
 
     def minimum(self, preprocessor: dict[str, Any] | None = None) -> int:
         """The family's minimum, or a checkpoint's own from its preprocessor config."""
@@ -116,13 +122,35 @@ def find_model_file(model: str, filename: str) -> pathlib.Path | None:
     return pathlib.Path(cached) if isinstance(cached, str) else None
 
 
+def model_family(model: str) -> ModelFamily:
+    """The family of ``model`` (a local directory, or a Hugging Face id in the local cache), from its
+    config.json; the generic family when that is not on this machine."""
+    config = find_model_file(model, "config.json")
+    return family_for(read_architectures(config.parent) if config is not None else [])
+
+
 def model_min_pixels(model: str) -> int:
     """The smallest input of ``model``'s family (:attr:`ModelFamily.minimum`), read from the
     model's config.json and image processor settings where they are on this machine;
     :data:`GENERIC_MIN_PIXELS` for a model that is not (or is of no registered family)."""
-    config = find_model_file(model, "config.json")
-    family = family_for(read_architectures(config.parent) if config is not None else [])
-    return family.minimum(_image_processor_settings(model))
+    return model_family(model).minimum(_image_processor_settings(model))
+
+
+def model_input_size(
+    family: ModelFamily, size: tuple[int, int], min_pixels: int | None, max_pixels: int | None
+) -> tuple[int, int] | None:
+    """The (width, height) ``family``'s image processor turns an image of ``size`` into under the
+    pixel budget (the bounds :attr:`ModelFamily.processor_kwargs` gives it), or None where that is not
+    known (no budget: the checkpoint's own bounds apply; a family without :attr:`ModelFamily.input_size`),
+    or where the processor would resize an image of that size again (Qwen-VL's rounding at extreme
+    aspect ratios or budgets below its minimum): an image brought to it would then not become what the
+    original becomes."""
+    if family.input_size is None or not max_pixels:
+        return None
+    target = family.input_size(size[0], size[1], min_pixels, max_pixels)
+    if target is None or family.input_size(target[0], target[1], min_pixels, max_pixels) != target:
+        return None
+    return target
 
 
 def _image_processor_settings(model: str) -> dict[str, Any]:
@@ -150,6 +178,31 @@ def _qwen_kwargs(min_pixels: int | None, max_pixels: int) -> dict[str, Any]:
     return {"size": {"shortest_edge": min_pixels or QWEN_VL_MIN_PIXELS, "longest_edge": max_pixels}}
 
 
+#: Qwen2-VL / Qwen2.5-VL images are cut into 14-px patches merged 2 x 2: both sides a multiple of 28.
+QWEN_VL_FACTOR = 28
+
+
+def _qwen_input_size(width: int, height: int, min_pixels: int | None, max_pixels: int) -> tuple[int, int] | None:
+    # transformers' smart_resize (models/qwen2_vl/image_processing_qwen2_vl.py), which
+    # Qwen2VLImageProcessor applies with the size bounds of _qwen_kwargs; an image already at its
+    # result is left as it is (torchvision's resize returns an image of the asked size untouched).
+    min_pixels = min_pixels or QWEN_VL_MIN_PIXELS
+    factor = QWEN_VL_FACTOR
+    if min(width, height) < 1 or max(width, height) / min(width, height) > 200:
+        return None  # the processor refuses it: leave the image, and the error, to it
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return w_bar, h_bar
+
+
 def _qwen_min(preprocessor: dict[str, Any]) -> int | None:
     # Checkpoints state it as min_pixels (transformers 4) or size.shortest_edge (5).
     return preprocessor.get("min_pixels") or (preprocessor.get("size") or {}).get("shortest_edge")
@@ -173,7 +226,9 @@ def _pixtral_min(preprocessor: dict[str, Any]) -> int | None:
 
 
 register_family(
-    ModelFamily("qwen-vl", _qwen_kwargs, min_pixels=QWEN_VL_MIN_PIXELS, min_pixels_in=_qwen_min),
+    ModelFamily(
+        "qwen-vl", _qwen_kwargs, min_pixels=QWEN_VL_MIN_PIXELS, min_pixels_in=_qwen_min, input_size=_qwen_input_size
+    ),
     "Qwen2VLForConditionalGeneration",
     "Qwen2_5_VLForConditionalGeneration",
 )
