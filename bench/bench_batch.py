@@ -22,7 +22,13 @@ generating one as the run grows; the pipeline on ``--cpu-images`` (32)
 1-megapixel pages, for the engine actor's own CPU per page
 (``host_cpu_ms_per_1mp_page``: its process CPU from engine up to its last
 batch, over the pages; the model's compute is in vLLM's engine process, not
-counted). ``targets`` says which of issue 15's figures are met.
+counted; ``..._after_first_call``: the same without the first call's share,
+which holds the host's one-off work), and ``front_end`` on the same pages: the
+engine host's own CPU per page without Ray (see :func:`run_front_end`), as pages
+are sent now and as they were before. On a CPU the engine takes seconds per
+1-megapixel page, so the actor's figure also carries its Ray worker's threads
+(by time, not by page) several times over; the front end's is the part that
+grows with pages. ``targets`` says which of issue 15's figures are met.
 
 Each path runs in its own process (one engine in memory at a time) and reports
 ``end_to_end_images_per_s`` (from the process's start, engine start included,
@@ -186,11 +192,97 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         },
         "first_result_s": before_job + run["first_result_s"],
         "host_cpu_ms_per_page": run["host_cpu_ms_per_row"],
+        "host_cpu_ms_per_page_after_first_call": _host_cpu_after_first_call(out),
         "teardown_s": exited - written,
         "rows": summary["rows"],
         "valid": summary["valid"],
         "completion_tokens": summary["completion_tokens"],
         "settings": {"batch_size": run["batch_size"], "max_in_flight": args.max_in_flight, "cpus_per_engine": cores},
+    }
+
+
+def _host_cpu_after_first_call(out: Path) -> float | None:
+    """The actor's CPU ms per page over the calls after its first (whose share holds the engine
+    host's one-off work: the first image processor call, lazy imports, first allocations). A call's
+    rows carry the same ``host_cpu_s``: the first call's rows are those that finished first."""
+    import pyarrow.parquet as pq
+
+    columns = ["host_cpu_s", "finished_at"]
+    rows = [r for f in sorted(out.glob("*.parquet")) for r in pq.read_table(f, columns=columns).to_pylist()]
+    rows = [r for r in rows if r["host_cpu_s"] is not None and r["finished_at"] is not None]
+    if not rows:
+        return None
+    first = min(rows, key=lambda r: r["finished_at"])["host_cpu_s"]
+    later = [r["host_cpu_s"] for r in rows if r["host_cpu_s"] != first]
+    return 1000 * sum(later) / len(later) if later else None
+
+
+def run_front_end(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine host's own CPU per page, without Ray: one ``ExtractionEngine`` in this process
+    (vLLM's front end here, the model in its engine process, as in the actor), the pages made by the
+    CPU stage's functions, each sent as the actor sends it (``now``: a uint8 array at the model's input
+    size) and as it did before (``before``: a PIL image at the pixel budget's size, the processor
+    resizing it). A warm-up round on 4 pages first, then each way once on up to 16 pages; this
+    process's CPU over a round, over its pages. What the actor adds on top is Ray's: its worker's
+    own threads, by time, and the first call's one-off work."""
+    import asyncio
+
+    from PIL import Image
+
+    from batch.actor import _image
+    from batch.preprocess import model_ready, pixels
+    from docextract.engine import ExtractionEngine
+    from docextract.models.families import model_family
+    from docextract.preprocess.documents import load_document
+    from docextract.requests import ExtractionRequest
+    from docextract.tasks import load_task
+
+    config = _config(args)
+    task = load_task(args.task_file)
+    family = model_family(config.model)
+    files = sorted(Path(args.images_dir).glob("*.png"))
+    budget = [load_document(str(p), options=config.preprocess).pages[0].image for p in files]
+    sent = {
+        "now": [pixels(model_ready(img, family, config.preprocess)) for img in budget],
+        "before": [pixels(img) for img in budget],
+    }
+
+    def as_sent(way: str, page: dict[str, Any]) -> Any:
+        if way == "now":
+            return _image(page)
+        return Image.frombuffer("RGB", (page["width"], page["height"]), page["rgb"], "raw", "RGB", 0, 1)
+
+    engine = ExtractionEngine(config)
+    rounds: dict[str, list[float]] = {"now": [], "before": []}
+
+    async def one_round(way: str, tag: str, count: int = 16) -> float:
+        pages = sent[way][:count]
+        cpu = time.process_time()
+        await asyncio.gather(
+            *(
+                engine.run(ExtractionRequest(task=task, images=[as_sent(way, p)], source=f"{tag}{i}", id=f"{tag}{i}"))
+                for i, p in enumerate(pages)
+            )
+        )
+        return 1000 * (time.process_time() - cpu) / len(pages)
+
+    async def measure() -> None:
+        await one_round("before", "warm", 4)
+        for n, way in enumerate(["now", "before"]):
+            rounds[way].append(await one_round(way, f"{way}{n}-"))
+
+    try:
+        asyncio.run(measure())
+    finally:
+        engine.shutdown()
+    page = sent["now"][0]
+    return {
+        "pages_per_round": min(16, len(budget)),
+        "model_input_size": [page["width"], page["height"]],
+        "budget_size": [sent["before"][0]["width"], sent["before"][0]["height"]],
+        "cpu_ms_per_page_now": min(rounds["now"]),
+        "cpu_ms_per_page_before": min(rounds["before"]),
+        "rounds_ms_per_page": rounds,
     }
 
 
@@ -349,6 +441,7 @@ PATHS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "raw_vllm": run_raw_vllm,
     "raydata_llm_standard": lambda args: run_raydata_llm(args, standard=True),
     "raydata_llm": run_raydata_llm,
+    "front_end": run_front_end,
 }
 
 
@@ -480,7 +573,7 @@ def main() -> None:
             scale = _run_set(args, [n for n in names if n in ("pipeline", "raw_vllm")], args.scale_images, args.side)
         host = None
         if args.cpu_images:
-            host = _run_set(args, ["pipeline"], args.cpu_images, args.cpu_side)
+            host = _run_set(args, ["pipeline", "front_end"], args.cpu_images, args.cpu_side)
 
     figures: dict[str, Any] = {
         "benchmark": "batch",
@@ -491,6 +584,11 @@ def main() -> None:
         "scale": scale,
         "host_cpu": host,
         "host_cpu_ms_per_1mp_page": (host or {}).get("paths", {}).get("pipeline", {}).get("host_cpu_ms_per_page"),
+        "host_cpu_ms_per_1mp_page_after_first_call": (host or {})
+        .get("paths", {})
+        .get("pipeline", {})
+        .get("host_cpu_ms_per_page_after_first_call"),
+        "front_end_cpu_ms_per_1mp_page": (host or {}).get("paths", {}).get("front_end", {}).get("cpu_ms_per_page_now"),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -511,6 +609,10 @@ def main() -> None:
         print(f"--- {run['images']} images of {run['image_side']} px")
         print(f"{'path':<22}{'generating img/s':>18}{'end-to-end img/s':>18}{'first result s':>16}  valid")
         for name, r in run["paths"].items():
+            if "cpu_ms_per_page_now" in r:
+                print(f"{name:<22}  engine host CPU per page: {r['cpu_ms_per_page_now']:.1f} ms as sent now, "
+                      f"{r['cpu_ms_per_page_before']:.1f} ms as sent before")  # fmt: skip
+                continue
             if "error" in r or "probe" in r:
                 print(f"{name:<22}  {r.get('error') or r['probe']}: {r.get('reason') or ''}")
                 continue
