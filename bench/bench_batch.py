@@ -575,6 +575,7 @@ def main() -> None:
         if args.cpu_images:
             host = _run_set(args, ["pipeline", "front_end"], args.cpu_images, args.cpu_side)
 
+    host_paths = (host or {}).get("paths", {})
     figures: dict[str, Any] = {
         "benchmark": "batch",
         "model": args.model,
@@ -583,12 +584,11 @@ def main() -> None:
         **main_run,
         "scale": scale,
         "host_cpu": host,
-        "host_cpu_ms_per_1mp_page": (host or {}).get("paths", {}).get("pipeline", {}).get("host_cpu_ms_per_page"),
-        "host_cpu_ms_per_1mp_page_after_first_call": (host or {})
-        .get("paths", {})
-        .get("pipeline", {})
-        .get("host_cpu_ms_per_page_after_first_call"),
-        "front_end_cpu_ms_per_1mp_page": (host or {}).get("paths", {}).get("front_end", {}).get("cpu_ms_per_page_now"),
+        "host_cpu_ms_per_1mp_page": host_paths.get("pipeline", {}).get("host_cpu_ms_per_page"),
+        "host_cpu_ms_per_1mp_page_after_first_call": host_paths.get("pipeline", {}).get(
+            "host_cpu_ms_per_page_after_first_call"
+        ),
+        "front_end_cpu_ms_per_1mp_page": host_paths.get("front_end", {}).get("cpu_ms_per_page_now"),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

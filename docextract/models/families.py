@@ -184,9 +184,11 @@ QWEN_VL_FACTOR = 28
 
 def _qwen_input_size(width: int, height: int, min_pixels: int | None, max_pixels: int) -> tuple[int, int] | None:
     # transformers' smart_resize (models/qwen2_vl/image_processing_qwen2_vl.py), which
-    # Qwen2VLImageProcessor applies with the size bounds of _qwen_kwargs; an image already at its
-    # result is left as it is (torchvision's resize returns an image of the asked size untouched).
-    min_pixels = min_pixels or QWEN_VL_MIN_PIXELS
+    # Qwen2VLImageProcessor applies with the size bounds of _qwen_kwargs (taken from it, so the two
+    # cannot differ); an image already at its result is left as it is (torchvision's resize returns
+    # an image of the asked size untouched).
+    bounds = _qwen_kwargs(min_pixels, max_pixels)["size"]
+    min_pixels, max_pixels = bounds["shortest_edge"], bounds["longest_edge"]
     factor = QWEN_VL_FACTOR
     if min(width, height) < 1 or max(width, height) / min(width, height) > 200:
         return None  # the processor refuses it: leave the image, and the error, to it
