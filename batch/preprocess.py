@@ -13,8 +13,9 @@ stores images (``--include-images``) also gets a PNG of the first page
 Pages leave this stage at the size the model's image processor would resize
 them to (:func:`model_ready`, for a family that says it:
 :attr:`~docextract.models.families.ModelFamily.input_size`), so the processor
-in the engine's host process finds nothing to resize, and a page is resampled
-once, here, rather than twice. Measured on a 1-megapixel page (Qwen2-VL's
+in the engine's host process finds nothing to resize: pages are resampled here,
+on CPU workers, not there (a page above the pixel budget is resampled twice here,
+to the budget and then the few pixels to the model's size). Measured on a 1-megapixel page (Qwen2-VL's
 processor, one thread): 16 ms for a 1024 px PIL image, 12 ms for the same as an
 array, 7 ms for an array at its model size (1008 px).
 
