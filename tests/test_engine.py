@@ -248,6 +248,11 @@ def test_every_leaf_of_every_builtin_task_gets_a_confidence_and_greedy_runs_repe
     image = load_document(SAMPLES / "invoice.png", name="invoice.png", options=engine.config.preprocess)
 
     async def twice():
+        # A first pass fills vLLM's prefix cache: both compared passes then read the same cached
+        # prefix. A cold and a cached prefill may differ in the last bits, enough to flip a near-tie
+        # of this random-weight model (seen once in CI: one field's token and score changed).
+        for n in builtin_task_names():
+            await engine.extract_document(image, get_builtin_task(n))
         first = [await engine.extract_document(image, get_builtin_task(n)) for n in builtin_task_names()]
         second = [await engine.extract_document(image, get_builtin_task(n)) for n in builtin_task_names()]
         return first, second
