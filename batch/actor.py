@@ -77,9 +77,12 @@ class ExtractionActor:
         max_in_flight: int,
         include_images: bool,
         mode: DocumentMode = PER_PAGE,
+        engine_threads: int | None = None,
         engine: ExtractionEngine | None = None,
     ) -> None:
-        """``engine``: one already built (tests share their session's)."""
+        """``engine_threads``: the engine's CPU threads (``OMP_NUM_THREADS`` of vLLM's engine process,
+        which inherits this process's environment; None: as this process has it). ``engine``: one
+        already built (tests share their session's)."""
         from docextract.engine import ExtractionEngine
         from docextract.host_threads import normal_priority
 
@@ -87,6 +90,8 @@ class ExtractionActor:
             # Ray started this process at nice 15, as the CPU stages' workers; the engine process
             # (started next, inheriting it) and this host process come first on shared cores.
             normal_priority()
+            if engine_threads is not None:
+                os.environ["OMP_NUM_THREADS"] = str(engine_threads)
             engine = ExtractionEngine(config)
         self.task = task
         self.mode = mode

@@ -115,12 +115,14 @@ def build_dataset(
             "max_in_flight": options.max_in_flight,
             "include_images": options.include_images,
             "mode": options.mode,
+            # The engine's CPU threads are the CPUs it reserved, whatever the driver's environment.
+            "engine_threads": max(1, round(placement.num_cpus)),
         },
-        # The engine's CPU threads are the CPUs it reserved, whatever the driver's environment.
-        # A runtime_env of its own also keeps Ray Data from fusing the CPU stages into this one (it
-        # fuses maps whose remote args are equal), which would decode and render inside the
-        # engine's process.
-        runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, round(placement.num_cpus)))}},
+        # Ray Data's own default for an actor pool, said here so that this stage's remote args never
+        # equal a CPU stage's: Ray Data fuses maps whose remote args are equal, which would decode and
+        # render inside the engine's process. Not a runtime_env: a worker with one of its own starts
+        # through Ray's setup_worker.py, a second Python start (about 0.8 s of CPU, measured).
+        max_restarts=-1,
         # The engine's bundle as the actor's own request, not a placement group: see
         # docextract.cluster.placement for why Ray Data's pool and per-actor groups do not mix.
         **placement.actor_options(),

@@ -4,6 +4,7 @@ config.json, summaries counted from the files, and the command line's usage erro
 from __future__ import annotations
 
 import json
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -156,3 +157,47 @@ def test_the_summary_counts_rows_and_fields_to_review(tmp_path):
     counts = count_results(list_parts(tmp_path))
     assert (counts["review_rows"], counts["review_fields"]) == (1, 2)
     assert pq.read_table(list_parts(tmp_path)).column("min_confidence").to_pylist() == [0.2, 0.9, None]
+
+
+def test_an_embedded_ray_starts_its_workers_without_a_runtime_env(monkeypatch):
+    """Joining a cluster, the engine's settings travel in the job's runtime_env; an embedded Ray's
+    workers inherit them, and a job runtime_env would start each worker twice (setup_worker.py)."""
+    from docextract.cluster.runtime import init_options
+
+    monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR", raising=False)
+    monkeypatch.setenv("VLLM_LOGGING_LEVEL", "WARNING")
+    joined = init_options("127.0.0.1:6379")
+    assert joined["runtime_env"] == {"env_vars": {**joined["runtime_env"]["env_vars"], "VLLM_LOGGING_LEVEL": "WARNING"}}
+    assert "num_cpus" not in joined
+    local = init_options(None, num_cpus=3)
+    assert local["runtime_env"] is None and local["num_cpus"] == 3 and local["include_dashboard"] is False
+    # What a caller passes itself still goes (the serve command's API key variable).
+    given = init_options(None, runtime_env={"env_vars": {"KEY_VAR": "x"}})
+    assert given["runtime_env"] == {"env_vars": {"KEY_VAR": "x"}}
+
+
+def test_an_embedded_rays_workers_get_the_drivers_environment(tmp_path):
+    """A real embedded Ray (a new instance even beside the test session's `ray start` cluster):
+    a worker sees the driver's vLLM settings, and the job has no runtime_env."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, os, ray\n"
+        "from docextract.cluster.runtime import init_ray\n"
+        "os.environ['VLLM_DOCEXTRACT_PROBE'] = 'seen'\n"
+        "resources = init_ray(None, num_cpus=1)\n"
+        "@ray.remote(num_cpus=1)\n"
+        "def probe():\n"
+        "    return os.environ.get('VLLM_DOCEXTRACT_PROBE'), dict(ray.get_runtime_context().runtime_env)\n"
+        "value, env = ray.get(probe.remote(), timeout=60)\n"
+        "print(json.dumps({'cpus': resources.get('CPU'), 'value': value, 'runtime_env': env}))\n"
+        "ray.shutdown()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "VLLM_DOCEXTRACT_PROBE")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"cpus": 1.0, "value": "seen", "runtime_env": {}}

@@ -380,3 +380,24 @@ def test_document_mode_job_merges_a_long_pdf_into_one_row_with_sources(ray_drive
     sources = json.loads(row["sources"])
     assert sources and all(set(pages) <= set(range(1, 41)) for pages in sources.values())
     assert isinstance(json.loads(row["conflicts"]), list)
+
+
+def test_pages_are_never_prepared_in_the_engines_process(ray_driver, tiny_config, tmp_path, capsys):
+    """Ray Data fuses maps whose remote args are equal, and by default a CPU engine's and a CPU
+    task's are (one CPU each): the engine stage must stay an operator of its own, or pages would be
+    decoded and rendered in the engine's process. Planned only: nothing runs."""
+    from batch.inputs import plan_inputs
+    from batch.options import BatchOptions
+    from batch.pipeline import build_dataset
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(image_bytes((64, 64)))
+    options = BatchOptions(inputs=[str(tmp_path / "in")], output=str(tmp_path / "out"))
+    assert options.preprocess_cpus == tiny_config.placement.cpus_per_engine == 1.0
+    plan = plan_inputs(options.inputs, options)
+    ds = build_dataset(plan, options, tiny_config, get_builtin_task(TASK), frozenset())
+    ds.explain()
+    physical = capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
+    engine = [line for line in physical.splitlines() if "ExtractionActor" in line]
+    assert len(engine) == 1 and "ActorPoolMapOperator[MapBatches(ExtractionActor)]" in engine[0], physical
+    assert "preprocess_rows" in physical and "preprocess_rows->" not in engine[0]
