@@ -186,7 +186,9 @@ def _qwen_input_size(width: int, height: int, min_pixels: int | None, max_pixels
     # transformers' smart_resize (models/qwen2_vl/image_processing_qwen2_vl.py), which
     # Qwen2VLImageProcessor applies with the size bounds of _qwen_kwargs (taken from it, so the two
     # cannot differ); an image already at its result is left as it is (torchvision's resize returns
-    # an image of the asked size untouched).
+    # an image of the asked size untouched). Restated, not imported: that module brings torch and
+    # transformers (5 s measured) into the CPU stage's workers, which import neither; the tests hold
+    # the two equal (tests/test_model_families.py).
     bounds = _qwen_kwargs(min_pixels, max_pixels)["size"]
     min_pixels, max_pixels = bounds["shortest_edge"], bounds["longest_edge"]
     factor = QWEN_VL_FACTOR
