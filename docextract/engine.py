@@ -26,6 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from docextract.config import DOCUMENT, PER_PAGE, DocumentMode, ExtractionConfig, SamplingConfig
 from docextract.document_mode import run_document
+from docextract.engine_start import (
+    engine_process_from_preload,
+    model_in_engine_process,
+    one_process_engine,
+    preload_engine_imports,
+)
 from docextract.errors import DocExtractError, InputError, ModelLoadError
 from docextract.generation import confidence_fields, generate_final, generate_steps
 from docextract.host_threads import one_host_thread
@@ -102,6 +108,9 @@ class ExtractionEngine:
         self.model_path = resolve_model(config.model)
         prepare_environment()
         self._cpu = cpu_only()
+        # On a CPU, vLLM's engine process imports its modules on another core while this one imports
+        # its own (docextract.engine_start): started before this process imports transformers and vLLM.
+        self._preloaded = one_process_engine(self.engine_args(), cpu=self._cpu) and preload_engine_imports()
         self.processor = self._load_processor()
         self.llm = self._start_llm()
         one_host_thread()
@@ -151,8 +160,10 @@ class ExtractionEngine:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        args = self.engine_args()
         try:
-            return AsyncLLM.from_engine_args(AsyncEngineArgs(**self.engine_args()))
+            with model_in_engine_process(args, cpu=self._cpu), engine_process_from_preload(self._preloaded):
+                return AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         except Exception as exc:
             raise ModelLoadError(f"vLLM could not start {self.config.model}: {type(exc).__name__}: {exc}") from exc
 
