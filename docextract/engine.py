@@ -24,14 +24,9 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from docextract import engine_start
 from docextract.config import DOCUMENT, PER_PAGE, DocumentMode, ExtractionConfig, SamplingConfig
 from docextract.document_mode import run_document
-from docextract.engine_start import (
-    engine_process_from_preload,
-    model_in_engine_process,
-    one_process_engine,
-    preload_engine_imports,
-)
 from docextract.errors import DocExtractError, InputError, ModelLoadError
 from docextract.generation import confidence_fields, generate_final, generate_steps
 from docextract.host_threads import one_host_thread
@@ -110,7 +105,7 @@ class ExtractionEngine:
         self._cpu = cpu_only()
         # On a CPU, vLLM's engine process imports its modules on another core while this one imports
         # its own (docextract.engine_start): started before this process imports transformers and vLLM.
-        self._preloaded = one_process_engine(self.engine_args(), cpu=self._cpu) and preload_engine_imports()
+        self._preloaded = engine_start.preload_for(self.engine_args(), cpu=self._cpu)
         self.processor = self._load_processor()
         self.llm = self._start_llm()
         one_host_thread()
@@ -162,7 +157,7 @@ class ExtractionEngine:
 
         args = self.engine_args()
         try:
-            with model_in_engine_process(args, cpu=self._cpu), engine_process_from_preload(self._preloaded):
+            with engine_start.vllm_starting(args, cpu=self._cpu, preloaded=self._preloaded):
                 return AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         except Exception as exc:
             raise ModelLoadError(f"vLLM could not start {self.config.model}: {type(exc).__name__}: {exc}") from exc

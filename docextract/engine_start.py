@@ -33,8 +33,8 @@ What the fork server changes for the engine process, and how each is kept as vLL
   a forked one watches this process (a Linux pidfd) and exits when it is gone.
 - *The fork server itself* stays up, asleep, while the engine runs: it reports the engine process's
   exit, which is how vLLM's front end learns that its engine died. It exits with this process.
-  It shares its imported modules with the engine process (copy on write); it holds the rest of its
-  memory (a few hundred MB) for the engine's life.
+  It holds memory for the engine's life: measured beside the test model's engine, 690 MB resident,
+  of which 230 MB its own (the rest shared with the engine process, copy on write).
 
 vLLM chooses its start method in ``vllm.v1.engine.utils.get_mp_context``; while ``AsyncLLM`` is
 built, that name is bound to a context that forks from the fork server. A vLLM without that name
@@ -59,6 +59,8 @@ __all__ = [
     "model_in_engine_process",
     "one_process_engine",
     "preload_engine_imports",
+    "preload_for",
+    "vllm_starting",
 ]
 
 logger = logging.getLogger(__name__)
@@ -136,6 +138,20 @@ def engine_process_from_preload(preloaded: bool) -> Iterator[bool]:
         yield True
     finally:
         engine_utils.get_mp_context = own
+
+
+def preload_for(args: dict[str, Any], *, cpu: bool) -> bool:
+    """:func:`preload_engine_imports` for an engine of these ``AsyncEngineArgs`` keyword arguments, where
+    it is a :func:`one_process_engine`; whether the fork server is up."""
+    return one_process_engine(args, cpu=cpu) and preload_engine_imports()
+
+
+@contextlib.contextmanager
+def vllm_starting(args: dict[str, Any], *, cpu: bool, preloaded: bool) -> Iterator[None]:
+    """While ``AsyncLLM`` is built from ``args``: :func:`model_in_engine_process` and
+    :func:`engine_process_from_preload` (``preloaded``: what :func:`preload_for` returned)."""
+    with model_in_engine_process(args, cpu=cpu), engine_process_from_preload(preloaded):
+        yield
 
 
 class _PreloadedProcess(context.ForkServerProcess):
