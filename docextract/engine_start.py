@@ -28,9 +28,12 @@ What the fork server changes for the engine process, and how each is kept as vLL
   ``start()`` (vLLM sets variables for it just before) before anything of vLLM runs in it.
   ``LD_PRELOAD`` is the one variable that cannot act after a fork; vLLM's CPU platform sets it to
   torch's own ``libgomp``, which the fork server has already loaded with torch.
-- *Its parent*: the fork server, not this process. Had this process died without stopping it, a
-  spawned engine process would have been this process's child (Ray kills a dead worker's children);
-  a forked one watches this process (a Linux pidfd) and exits when it is gone.
+- *Its parent*: the fork server, not this process. A spawned engine process was this process's
+  child, and Ray kills a worker's children as the worker exits; a forked one is a grandchild, so it
+  watches this process (a Linux pidfd) and exits when it is gone. Seen at the end of a batch job:
+  the actor's direct children (the fork server, multiprocessing's resource tracker) ended together
+  first, as Ray ends a worker's children; the engine process ran on for the 3 s until the actor had
+  exited, then exited with it.
 - *The fork server itself* stays up, asleep, while the engine runs: it reports the engine process's
   exit, which is how vLLM's front end learns that its engine died. It exits with this process.
   It holds memory for the engine's life: measured beside the test model's engine, 690 MB resident,
