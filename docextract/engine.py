@@ -24,7 +24,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from docextract import engine_start
 from docextract.config import DOCUMENT, PER_PAGE, DocumentMode, ExtractionConfig, SamplingConfig
 from docextract.document_mode import run_document
 from docextract.errors import DocExtractError, InputError, ModelLoadError
@@ -103,9 +102,6 @@ class ExtractionEngine:
         self.model_path = resolve_model(config.model)
         prepare_environment()
         self._cpu = cpu_only()
-        # On a CPU, vLLM's engine process imports its modules on another core while this one imports
-        # its own (docextract.engine_start): started before this process imports transformers and vLLM.
-        self._preloaded = engine_start.preload_for(self.engine_args(), cpu=self._cpu)
         self.processor = self._load_processor()
         self.llm = self._start_llm()
         one_host_thread()
@@ -155,10 +151,8 @@ class ExtractionEngine:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        args = self.engine_args()
         try:
-            with engine_start.vllm_starting(args, cpu=self._cpu, preloaded=self._preloaded):
-                return AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+            return AsyncLLM.from_engine_args(AsyncEngineArgs(**self.engine_args()))
         except Exception as exc:
             raise ModelLoadError(f"vLLM could not start {self.config.model}: {type(exc).__name__}: {exc}") from exc
 

@@ -8,9 +8,7 @@ schema reaching the grammar backend, validation, typed results), not accuracy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import re
 
 import jsonschema
@@ -384,93 +382,3 @@ def test_a_batch_document_row_longer_than_one_prompt_gets_sources_and_conflicts_
     assert out[0]["prompt_tokens"] > 0
     # The actor's own CPU since its engine was up, shared by the call's rows.
     assert out[0]["host_cpu_s"] == out[1]["host_cpu_s"] > 0
-
-
-def test_on_a_cpu_one_engine_runs_its_model_in_vllms_engine_process(engine_runner):
-    import psutil
-
-    engine = engine_runner.engine
-    assert engine._cpu  # this suite's machines have no GPU
-    # vLLM's CPU platform would run the model in a third process (its "mp" executor)...
-    assert engine.llm.vllm_config.parallel_config.distributed_executor_backend == "uni"
-    # ...so the engine process starts no process of its own.
-    (core,) = engine.llm.engine_core.resources.engine_manager.processes
-    process = psutil.Process(core.pid)
-    assert process.children(recursive=True) == []
-    # It was forked from the fork server that imported its modules ahead (docextract.engine_start),
-    # not spawned by this process.
-    assert engine._preloaded and process.ppid() != os.getpid()
-    assert process.parent().parent().pid == os.getpid()  # the fork server is this process's child
-    # The variable that allowed it was this process's only while vLLM started.
-    assert os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") != "0"
-
-
-def test_the_engine_process_runs_the_model_only_for_one_cpu_worker_without_a_named_executor(monkeypatch):
-    from docextract.engine_start import model_in_engine_process
-
-    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
-    with model_in_engine_process({"tensor_parallel_size": 1}, cpu=True) as applied:
-        assert applied and os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
-    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in os.environ  # unset again
-    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
-    with model_in_engine_process({}, cpu=True) as applied:
-        assert applied and os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
-    assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "1"  # the caller's value back
-    for args, cpu in [
-        ({"tensor_parallel_size": 1}, False),  # a GPU: vLLM's own choice
-        ({"tensor_parallel_size": 2}, True),  # one process per worker
-        ({"pipeline_parallel_size": 2}, True),
-        ({"distributed_executor_backend": "mp"}, True),  # named by the caller (engine_kwargs)
-    ]:
-        with model_in_engine_process(args, cpu=cpu) as applied:
-            assert not applied and os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "1"
-    # With vLLM's own OpenMP placement the platform sets each worker's environment before it starts.
-    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "auto")
-    with model_in_engine_process({}, cpu=True) as applied:
-        assert not applied
-
-
-_FORK_SERVER_SCRIPT = """
-import os, sys, time
-from docextract.engine_start import _preloaded_context, preload_engine_imports
-
-def report(path):
-    with open(path, "w") as out:
-        out.write(f"{os.environ.get('LATE')} {os.getppid()} {'colorsys' in sys.modules}")
-    time.sleep(600)  # until its starter is gone
-
-if __name__ == "__main__":
-    assert preload_engine_imports(("colorsys",))
-    os.environ["LATE"] = "set-after-the-server-started"
-    child = _preloaded_context().Process(target=report, args=(sys.argv[1],), daemon=False)
-    child.start()
-    print(child.pid, os.getpid(), flush=True)
-    while not os.path.exists(sys.argv[1]) or not open(sys.argv[1]).read():
-        time.sleep(0.05)
-    os._exit(0)  # as a killed actor would: nothing stops the child
-"""
-
-
-def test_a_process_forked_from_the_fork_server_runs_as_its_starter_had_it_and_ends_with_it(tmp_path):
-    import subprocess
-    import sys
-
-    import psutil
-
-    script = tmp_path / "starter.py"
-    script.write_text(_FORK_SERVER_SCRIPT)
-    out = tmp_path / "child.txt"
-    done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    child, starter = (int(pid) for pid in done.stdout.split())
-    late, parent, preloaded = out.read_text().split()
-    # The starter's environment at start(), set after the fork server had started; modules imported ahead.
-    assert late == "set-after-the-server-started" and preloaded == "True"
-    assert int(parent) != starter  # forked by the server, not by its starter
-    # Its starter exited without stopping it: the child watched it and is gone too, and so is the fork
-    # server, which the child kept up.
-    for pid in (child, int(parent)):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            psutil.Process(pid).wait(timeout=30)
-        assert not psutil.pid_exists(pid)
