@@ -24,6 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from docextract import engine_start
 from docextract.config import DOCUMENT, PER_PAGE, DocumentMode, ExtractionConfig, SamplingConfig
 from docextract.document_mode import run_document
 from docextract.errors import DocExtractError, InputError, ModelLoadError
@@ -102,6 +103,10 @@ class ExtractionEngine:
         self.model_path = resolve_model(config.model)
         prepare_environment()
         self._cpu = cpu_only()
+        # On a CPU, vLLM's engine and worker processes import their modules on another core while this one
+        # imports its own (docextract.engine_start): started before this process imports transformers, vLLM.
+        parallel = {"tensor_parallel_size": config.tensor_parallel_size, **config.engine_kwargs}  # imports nothing
+        self._preloaded = engine_start.preload_for(parallel, cpu=self._cpu)
         self.processor = self._load_processor()
         self.llm = self._start_llm()
         one_host_thread()
@@ -152,7 +157,8 @@ class ExtractionEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         try:
-            return AsyncLLM.from_engine_args(AsyncEngineArgs(**self.engine_args()))
+            with engine_start.vllm_starting(self._preloaded):
+                return AsyncLLM.from_engine_args(AsyncEngineArgs(**self.engine_args()))
         except Exception as exc:
             raise ModelLoadError(f"vLLM could not start {self.config.model}: {type(exc).__name__}: {exc}") from exc
 
