@@ -31,7 +31,9 @@ What the fork server changes for a forked process, and how each is kept as vLLM 
   child (Ray kills a dead worker's children); a forked one watches its starter (a Linux pidfd) and
   exits when it is gone. The engine process reaches the same fork server for its worker.
 - *The fork server itself* stays up, asleep, while the engine runs: it reports each forked process's
-  exit, which is how vLLM learns that its engine or worker died. It exits with this process.
+  exit, which is how vLLM learns that its engine or worker died (seen: the worker killed with SIGKILL,
+  the engine process reported it at once and the next request failed with vLLM's ``EngineDeadError``
+  0.3 s later). It exits with this process.
   It shares its imported modules with the processes it forks (copy on write) and holds the rest of its
   memory (a few hundred MB) for the engine's life.
 

@@ -117,3 +117,40 @@ def test_processes_forked_from_the_fork_server_run_as_their_starters_had_them_an
         with contextlib.suppress(psutil.NoSuchProcess):
             psutil.Process(pid).wait(timeout=30)
         assert not psutil.pid_exists(pid)
+
+
+_DEATH_SCRIPT = """
+import os, signal, sys, time
+from multiprocessing import connection, forkserver
+from docextract.engine_start import _PreloadedContext, preload_for
+
+def sleep():
+    time.sleep(600)
+
+def start_and_kill():
+    # In the engine process's place: a process of its own from the same server, killed as by an OOM kill.
+    worker = _PreloadedContext(forkserver._forkserver._forkserver_address).Process(target=sleep, daemon=True)
+    worker.start()
+    os.kill(worker.pid, signal.SIGKILL)
+    ready = connection.wait([worker.sentinel], timeout=30)
+    sys.exit(0 if ready and worker.exitcode == -signal.SIGKILL else 3)
+
+if __name__ == "__main__":
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "nobind"
+    assert preload_for({}, cpu=True, modules=("colorsys",))
+    engine = _PreloadedContext(forkserver._forkserver._forkserver_address).Process(target=start_and_kill)
+    engine.start()
+    engine.join(60)
+    print(engine.exitcode, flush=True)
+"""
+
+
+def test_a_forked_process_that_dies_is_reported_to_its_starter_as_vllm_watches_it(tmp_path):
+    # vLLM learns that its engine or worker died from the process's sentinel and exit code (its worker
+    # monitor, its engine manager): with the fork server, both come from the server's report.
+    script = tmp_path / "death.py"
+    script.write_text(_DEATH_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0"]  # the nested process's SIGKILL seen at once, with its signal
