@@ -508,11 +508,10 @@ def _run_set(args: argparse.Namespace, names: list[str], images: int, side: int)
     # Apart, what the first figure mixes: the pipeline's engine starts its processes forked from a fork
     # server on a CPU (docextract.engine_start), raw vLLM as vLLM does by itself; so how much sooner (or
     # later) the pipeline's engine was up, and what the pipeline took from its own engine up to a result.
-    if pipeline.get("startup") and raw.get("engine_start_s") is not None:
-        figures["engine_up_after_raw_engine_start_s"] = pipeline["startup"]["first_request_s"] - raw["engine_start_s"]
-    if pipeline.get("startup"):
-        up = pipeline["startup"]["first_request_s"]
-        figures["first_result_after_own_engine_up_s"] = pipeline["startup"]["first_result_s"] - up
+    if startup := pipeline.get("startup"):
+        figures["first_result_after_own_engine_up_s"] = startup["first_result_s"] - startup["first_request_s"]
+        if raw.get("engine_start_s") is not None:
+            figures["engine_up_after_raw_engine_start_s"] = startup["first_request_s"] - raw["engine_start_s"]
     return figures
 
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import glob
+import importlib
 import importlib.util
 import logging
 import os
@@ -143,9 +144,8 @@ def preload_for(args: dict[str, Any], *, cpu: bool, modules: tuple[str, ...] = E
 def vllm_starting(preloaded: bool) -> Iterator[bool]:
     """While ``AsyncLLM`` is built: vLLM's engine process is forked from the fork server that
     :func:`preload_for` started (when ``preloaded``), and its workers then too. Yields whether it applied."""
-    import vllm.v1.engine.utils as engine_utils
-
-    if not preloaded or not _starts_with_mp_context(engine_utils) or not _starts_with_mp_context(_WORKER_STARTER):
+    engine_utils = _mp_context_owner(_ENGINE_STARTER)
+    if not preloaded or engine_utils is None or _mp_context_owner(_WORKER_STARTER) is None:
         yield False
         return
     own = engine_utils.get_mp_context
@@ -156,12 +156,10 @@ def vllm_starting(preloaded: bool) -> Iterator[bool]:
         engine_utils.get_mp_context = own
 
 
-def _starts_with_mp_context(module: Any) -> bool:
-    if isinstance(module, str):
-        import importlib
-
-        module = importlib.import_module(module)
-    return callable(getattr(module, "get_mp_context", None))
+def _mp_context_owner(name: str) -> Any:
+    """vLLM's module ``name`` where it chooses its start method with ``get_mp_context``, else None."""
+    module = importlib.import_module(name)
+    return module if callable(getattr(module, "get_mp_context", None)) else None
 
 
 class _PreloadedProcess(context.ForkServerProcess):

@@ -69,6 +69,16 @@ def test_ld_preload_keeps_what_the_caller_set():
     assert engine_start.cpu_ld_preload("/opt/libtcmalloc.so:/opt/libgomp.so") == "/opt/libtcmalloc.so:/opt/libgomp.so"
 
 
+def _run_script(script, text: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``text`` as a script of its own (a fresh process: a fork server of its own) with this
+    process's import path; it must exit 0."""
+    script.write_text(text)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 _FORK_SERVER_SCRIPT = """
 import os, sys, time
 from multiprocessing import forkserver
@@ -98,12 +108,8 @@ if __name__ == "__main__":
 
 
 def test_processes_forked_from_the_fork_server_run_as_their_starters_had_them_and_end_with_them(tmp_path):
-    script = tmp_path / "starter.py"
-    script.write_text(_FORK_SERVER_SCRIPT)
     out = tmp_path / "child.txt"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=120, env=env)
-    assert done.returncode == 0, done.stderr
+    done = _run_script(tmp_path / "starter.py", _FORK_SERVER_SCRIPT, str(out))
     starter = int(done.stdout)
     child, late, server, preloaded = out.read_text().split()
     worker, worker_late, worker_server, worker_preloaded = (out.parent / (out.name + ".worker")).read_text().split()
@@ -148,9 +154,5 @@ if __name__ == "__main__":
 def test_a_forked_process_that_dies_is_reported_to_its_starter_as_vllm_watches_it(tmp_path):
     # vLLM learns that its engine or worker died from the process's sentinel and exit code (its worker
     # monitor, its engine manager): with the fork server, both come from the server's report.
-    script = tmp_path / "death.py"
-    script.write_text(_DEATH_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
-    assert done.returncode == 0, done.stderr
+    done = _run_script(tmp_path / "death.py", _DEATH_SCRIPT)
     assert done.stdout.split() == ["0"]  # the nested process's SIGKILL seen at once, with its signal
