@@ -28,7 +28,11 @@ its resize is then skipped) and go to vLLM as arrays over the same buffer
 (:func:`_image`), the schema validator is built once per task, and each result
 row carries its share of this process's CPU time (``host_cpu_s``: the CPU spent
 since the previous batch finished, split over the batch's rows, so the rows of a
-run add up to the actor's CPU over it).
+run add up to the actor's CPU over it) and, of it, the share of Ray's own task
+loop on the process's main thread (``host_ray_loop_cpu_s``; the calls run on
+another thread): Ray wakes that thread every 10 ms to check signals, a cost by
+time (about 10 ms of CPU a second on the 2-core test machine, measured on a bare
+idle actor too), which a CPU engine's slow pages carry several times over.
 
 Nothing lost: a row that arrives with an error (from discovery or
 preprocessing) is passed through, and any exception while extracting one row
@@ -43,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -105,6 +110,8 @@ class ExtractionActor:
         self._calls = FirstAlone()
         self._engine_dead = False
         self._cpu_mark = time.process_time()  # this process's CPU time when the engine was up
+        self._loop_clock = _main_thread_clock()
+        self._loop_mark = _thread_cpu(self._loop_clock)
         # Pages are arrays over read-only buffers (_image); the image processor reads them, never writes.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 
@@ -115,11 +122,14 @@ class ExtractionActor:
         rows = batch.to_pylist()
         results = await self._calls.run(lambda: asyncio.gather(*(self._one(row) for row in rows)))
         # Calls finish one at a time on this loop: each takes the CPU spent since the last one.
-        now = time.process_time()
-        share = (now - self._cpu_mark) / max(1, len(results))
-        self._cpu_mark = now
+        now, loop = time.process_time(), _thread_cpu(self._loop_clock)
+        rows_n = max(1, len(results))
+        share = (now - self._cpu_mark) / rows_n
+        loop_share = None if loop is None or self._loop_mark is None else (loop - self._loop_mark) / rows_n
+        self._cpu_mark, self._loop_mark = now, loop
         for result in results:
             result["host_cpu_s"] = share
+            result["host_ray_loop_cpu_s"] = loop_share
         return table(results, self.schema)
 
     async def _one(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -214,6 +224,20 @@ class FirstAlone:
                 self._first_done.set()
         await self._first_done.wait()
         return await work()
+
+
+def _main_thread_clock() -> int | None:
+    """The CPU-time clock of this process's main thread (in a Ray worker, Ray's task loop); None
+    where the platform has none."""
+    ident = threading.main_thread().ident
+    try:
+        return None if ident is None else time.pthread_getcpuclockid(ident)
+    except (AttributeError, OSError):
+        return None
+
+
+def _thread_cpu(clock: int | None) -> float | None:
+    return None if clock is None else time.clock_gettime(clock)
 
 
 def _json(value: Any) -> str | None:

@@ -175,25 +175,29 @@ class GenerationWindow(NamedTuple):
     seconds: float | None  #: from the first request submitted to the last one finished
     host_cpu_s: float  #: the engine actors' own process CPU, summed over the rows
     host_cpu_rows: int  #: rows that carry it (parts written before it existed do not)
+    host_ray_loop_cpu_s: float = 0.0  #: of it, Ray's task loop (the actors' main threads)
+    host_ray_loop_rows: int = 0  #: rows that carry that
 
 
 def generation_window(parts: list[Path]) -> GenerationWindow:
     """The engines' busy window over the rows of ``parts`` (engine start excluded)."""
     starts, ends = [], []
-    cpu, cpu_rows = 0.0, 0
+    sums = {"host_cpu_s": [0.0, 0], "host_ray_loop_cpu_s": [0.0, 0]}
     for part in parts:
-        names = ["generation_s", "finished_at"] + (["host_cpu_s"] if "host_cpu_s" in pq.read_schema(part).names else [])
+        names = ["generation_s", "finished_at"] + [n for n in sums if n in pq.read_schema(part).names]
         t = pq.read_table(part, columns=names)
         for took, finished in zip(t.column(0).to_pylist(), t.column(1).to_pylist(), strict=True):
             if took is not None and finished is not None:
                 starts.append(finished - took)
                 ends.append(finished)
-        if len(names) == 3:
-            values = [v for v in t.column(2).to_pylist() if v is not None]
-            cpu, cpu_rows = cpu + sum(values), cpu_rows + len(values)
+        for name in names[2:]:
+            values = [v for v in t.column(name).to_pylist() if v is not None]
+            sums[name][0] += sum(values)
+            sums[name][1] += len(values)
+    (cpu, cpu_rows), (loop, loop_rows) = sums["host_cpu_s"], sums["host_ray_loop_cpu_s"]
     if not ends:
-        return GenerationWindow(0, None, None, cpu, cpu_rows)
-    return GenerationWindow(len(ends), min(starts), max(ends) - min(starts), cpu, cpu_rows)
+        return GenerationWindow(0, None, None, cpu, int(cpu_rows), loop, int(loop_rows))
+    return GenerationWindow(len(ends), min(starts), max(ends) - min(starts), cpu, int(cpu_rows), loop, int(loop_rows))
 
 
 def count_results(parts: list[Path]) -> dict[str, Any]:

@@ -194,6 +194,9 @@ def run_pipeline(
         generating_s=generating_s,
         generating_images_per_s=generated / generating_s if generating_s else None,
         host_cpu_ms_per_row=1000 * window.host_cpu_s / window.host_cpu_rows if window.host_cpu_rows else None,
+        host_ray_loop_cpu_ms_per_row=1000 * window.host_ray_loop_cpu_s / window.host_ray_loop_rows
+        if window.host_ray_loop_rows
+        else None,
         actors=options.pool_size,
         batch_size=options.batch_size,
         max_in_flight=options.max_in_flight,

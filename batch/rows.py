@@ -96,6 +96,10 @@ _RESULT_FIELDS = [
     # this row's batch, split evenly over its rows: summed over a run, the actor's CPU time from
     # its engine being up to its last batch (batch.actor says why it matters on a GPU).
     ("host_cpu_s", pa.float64()),
+    # Of host_cpu_s, what Ray's worker main thread took over the same time: its task loop, which
+    # wakes every 10 ms to check signals (hard-coded in Ray). It grows with time, not with pages:
+    # a CPU engine's slow pages carry much of it, a GPU's fast ones little.
+    ("host_ray_loop_cpu_s", pa.float64()),
     # Document mode, as JSON: each value's pages ({"total": [4, 5]}) and the chunks' disagreements
     # ([{"path", "values", "pages", "chosen"}]); null for per-page rows.
     ("sources", pa.string()),

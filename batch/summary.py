@@ -13,7 +13,8 @@ Start-up, from the job's start (before Ray): ``ray_ready_s`` (Ray connected),
 started and its engine loaded), ``first_result_s`` (the driver received the
 first result). ``host_cpu_ms_per_row``: the engine actors' own process CPU per
 row over the run (vLLM's front end and docextract's work, not the model's
-compute; :mod:`batch.actor`).
+compute; :mod:`batch.actor`); ``host_ray_loop_cpu_ms_per_row``: the part of it
+that Ray's task loop took (the actors' main threads: by time, not by page).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class RunStats(BaseModel):
     generating_images_per_s: float | None = Field(description="Rows that reached an engine, per generating_s.")
     host_cpu_ms_per_row: float | None = Field(
         default=None, description="Engine actors' own process CPU milliseconds per row (engine start excluded)."
+    )
+    host_ray_loop_cpu_ms_per_row: float | None = Field(
+        default=None, description="Of host_cpu_ms_per_row, Ray's task loop (the actors' main threads; by time)."
     )
     actors: tuple[int, int]
     batch_size: int

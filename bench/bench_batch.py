@@ -23,12 +23,16 @@ generating one as the run grows; the pipeline on ``--cpu-images`` (32)
 (``host_cpu_ms_per_1mp_page``: its process CPU from engine up to its last
 batch, over the pages; the model's compute is in vLLM's engine process, not
 counted; ``..._after_first_call``: the same without the first call's share,
-which holds the host's one-off work), and ``front_end`` on the same pages: the
+which holds the host's one-off work; ``host_ray_loop_cpu_ms_per_1mp_page``: of
+it, Ray's task loop on the actor's main thread, by time, and
+``host_cpu_ms_per_1mp_page_less_ray_loop`` the rest), and ``front_end`` on the same pages: the
 engine host's own CPU per page without Ray (see :func:`run_front_end`), as pages
 are sent now and as they were before. On a CPU the engine takes seconds per
 1-megapixel page, so the actor's figure also carries its Ray worker's threads
 (by time, not by page) several times over; the front end's is the part that
-grows with pages. ``targets`` says which of issue 15's figures are met.
+grows with pages. ``targets`` says which of issue 15's figures are met. A set
+given 0 images is skipped (``--images 0 --scale-images 0``: the 1-megapixel set
+alone).
 
 Each path runs in its own process (one engine in memory at a time) and reports
 ``end_to_end_images_per_s`` (from the process's start, engine start included,
@@ -193,6 +197,8 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         "first_result_s": before_job + run["first_result_s"],
         "host_cpu_ms_per_page": run["host_cpu_ms_per_row"],
         "host_cpu_ms_per_page_after_first_call": _host_cpu_after_first_call(out),
+        "host_ray_loop_cpu_ms_per_page": run.get("host_ray_loop_cpu_ms_per_row"),
+        "host_ray_loop_cpu_ms_per_page_after_first_call": _host_cpu_after_first_call(out, "host_ray_loop_cpu_s"),
         "teardown_s": exited - written,
         "rows": summary["rows"],
         "valid": summary["valid"],
@@ -201,19 +207,20 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _host_cpu_after_first_call(out: Path) -> float | None:
+def _host_cpu_after_first_call(out: Path, column: str = "host_cpu_s") -> float | None:
     """The actor's CPU ms per page over the calls after its first (whose share holds the engine
     host's one-off work: the first image processor call, lazy imports, first allocations). A call's
-    rows carry the same ``host_cpu_s``: the first call's rows are those that finished first."""
+    rows carry the same ``host_cpu_s``: the first call's rows are those that finished first.
+    ``column``: ``host_ray_loop_cpu_s`` for the same figure of Ray's task loop alone."""
     import pyarrow.parquet as pq
 
-    columns = ["host_cpu_s", "finished_at"]
+    columns = ["host_cpu_s", "finished_at", column] if column != "host_cpu_s" else ["host_cpu_s", "finished_at"]
     rows = [r for f in sorted(out.glob("*.parquet")) for r in pq.read_table(f, columns=columns).to_pylist()]
-    rows = [r for r in rows if r["host_cpu_s"] is not None and r["finished_at"] is not None]
+    rows = [r for r in rows if r["host_cpu_s"] is not None and r[column] is not None and r["finished_at"] is not None]
     if not rows:
         return None
     first = min(rows, key=lambda r: r["finished_at"])["host_cpu_s"]
-    later = [r["host_cpu_s"] for r in rows if r["host_cpu_s"] != first]
+    later = [r[column] for r in rows if r["host_cpu_s"] != first]
     return 1000 * sum(later) / len(later) if later else None
 
 
@@ -525,6 +532,10 @@ TARGETS = {
 }
 
 
+def _less(figures: dict[str, Any], whole: str, part: str) -> float | None:
+    return figures[whole] - figures[part] if figures.get(whole) is not None and figures.get(part) is not None else None
+
+
 def _targets(figures: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, (op, bound) in TARGETS.items():
@@ -537,7 +548,7 @@ def _targets(figures: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model directory (default: build the bench model in .cache/)")
-    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--images", type=int, default=96, help="every path on this many (0: skip)")
     parser.add_argument("--side", type=int, default=448, help="image side in pixels")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=None, help="pipeline's rows per call (default: the job's)")
@@ -574,7 +585,7 @@ def main() -> None:
         names = [p for p in args.paths.split(",") if p]
         if "raydata_llm" in names:
             names.insert(names.index("raydata_llm"), "raydata_llm_standard")
-        main_run = _run_set(args, names, args.images, args.side)
+        main_run = _run_set(args, names, args.images, args.side) if args.images else None
         scale = None
         if args.scale_images:
             scale = _run_set(args, [n for n in names if n in ("pipeline", "raw_vllm")], args.scale_images, args.side)
@@ -588,12 +599,23 @@ def main() -> None:
         "model": args.model,
         "max_tokens": args.max_tokens,
         "schema": SCHEMA,
-        **main_run,
+        **(main_run or {}),
         "scale": scale,
         "host_cpu": host,
         "host_cpu_ms_per_1mp_page": host_paths.get("pipeline", {}).get("host_cpu_ms_per_page"),
         "host_cpu_ms_per_1mp_page_after_first_call": host_paths.get("pipeline", {}).get(
             "host_cpu_ms_per_page_after_first_call"
+        ),
+        # Of the actor's figure, Ray's task loop on its main thread (a 10-ms timer: by time, not by
+        # page), and what is left: the part that grows with pages, plus the other threads' time.
+        "host_ray_loop_cpu_ms_per_1mp_page": host_paths.get("pipeline", {}).get("host_ray_loop_cpu_ms_per_page"),
+        "host_cpu_ms_per_1mp_page_less_ray_loop": _less(
+            host_paths.get("pipeline", {}), "host_cpu_ms_per_page", "host_ray_loop_cpu_ms_per_page"
+        ),
+        "host_cpu_ms_per_1mp_page_less_ray_loop_after_first_call": _less(
+            host_paths.get("pipeline", {}),
+            "host_cpu_ms_per_page_after_first_call",
+            "host_ray_loop_cpu_ms_per_page_after_first_call",
         ),
         "front_end_cpu_ms_per_1mp_page": host_paths.get("front_end", {}).get("cpu_ms_per_page_now"),
         "machine": {

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batch.outputs import PartWriter, count_results, write_config
+from batch.outputs import PartWriter, count_results, generation_window, write_config
 from batch.resume import done_ids, list_parts, prepare_output
 from batch.rows import result_schema, table
 from batch.run import build_parser, main
@@ -157,6 +157,24 @@ def test_the_summary_counts_rows_and_fields_to_review(tmp_path):
     counts = count_results(list_parts(tmp_path))
     assert (counts["review_rows"], counts["review_fields"]) == (1, 2)
     assert pq.read_table(list_parts(tmp_path)).column("min_confidence").to_pylist() == [0.2, 0.9, None]
+
+
+def test_the_generation_window_sums_the_hosts_cpu_over_parts_with_and_without_it(tmp_path):
+    """A resumed folder may hold parts written before a column existed: each sum counts the rows
+    that carry it."""
+    new = {"generation_s": 2.0, "host_cpu_s": 0.5, "host_ray_loop_cpu_s": 0.1}
+    rows = [{"image_id": "a", "finished_at": 100.0, **new}, {"image_id": "b", "finished_at": 103.0, **new}]
+    pq.write_table(table(rows, result_schema(False)), tmp_path / "part-new.parquet")
+    old = result_schema(False)
+    old = old.remove(old.get_field_index("host_ray_loop_cpu_s"))
+    pq.write_table(
+        table([{"image_id": "c", "finished_at": 99.0, "generation_s": 1.0, "host_cpu_s": 0.25}], old),
+        tmp_path / "part-old.parquet",
+    )
+    window = generation_window(sorted(tmp_path.glob("*.parquet")))
+    assert (window.rows, window.first_submitted_at, window.seconds) == (3, 98.0, 5.0)
+    assert (window.host_cpu_s, window.host_cpu_rows) == (1.25, 3)
+    assert (window.host_ray_loop_cpu_s, window.host_ray_loop_rows) == (0.2, 2)
 
 
 def test_an_embedded_ray_starts_its_workers_without_a_runtime_env(monkeypatch):

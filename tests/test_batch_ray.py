@@ -172,6 +172,11 @@ def test_folder_summary_counts_the_output(folder_run):
     host = read_output(out).column("host_cpu_s").to_pylist()
     assert all(v is not None and v >= 0 for v in host) and sum(host) > 0
     assert run["host_cpu_ms_per_row"] == pytest.approx(1000 * sum(host) / len(host))
+    # Of it, Ray's task loop on the actor's main thread: some CPU (its 10-ms timer runs all along),
+    # never more than the whole process's (a few microseconds apart, the two clocks read in turn).
+    loop = read_output(out).column("host_ray_loop_cpu_s").to_pylist()
+    assert all(v is not None and 0 <= v <= h + 1e-3 for v, h in zip(loop, host, strict=True)) and sum(loop) > 0
+    assert run["host_ray_loop_cpu_ms_per_row"] == pytest.approx(1000 * sum(loop) / len(loop))
 
 
 @pytest.mark.timeout(120)

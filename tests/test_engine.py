@@ -382,3 +382,4 @@ def test_a_batch_document_row_longer_than_one_prompt_gets_sources_and_conflicts_
     assert out[0]["prompt_tokens"] > 0
     # The actor's own CPU since its engine was up, shared by the call's rows.
     assert out[0]["host_cpu_s"] == out[1]["host_cpu_s"] > 0
+    assert out[0]["host_ray_loop_cpu_s"] == out[1]["host_ray_loop_cpu_s"] >= 0
