@@ -44,7 +44,7 @@ from serve.config import (
     load_serve_config,
 )
 
-__all__ = ["build_parser", "config_from_args", "main"]
+__all__ = ["build_parser", "config_from_args", "job_runtime_env", "main"]
 
 EXIT_OK, EXIT_USAGE = 0, 2
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
@@ -115,6 +115,21 @@ def config_from_args(args: argparse.Namespace) -> tuple[ServeAppConfig, dict[str
     return config, {"host": host, "port": int(port)}
 
 
+def job_runtime_env(config: ServeAppConfig, address: str | None) -> dict[str, Any] | None:
+    """The ``runtime_env`` the service's Ray job gets. The ingress reads the API key from its own
+    environment (``api_key_env``): joining a cluster (``address``), the key travels with the job;
+    an embedded Ray's workers already have this process's environment (its raylet starts them),
+    so the key is not copied into the job's ``runtime_env``, which Ray's dashboard and state API
+    show, and its workers start without Ray's runtime-env setup (see
+    :func:`docextract.cluster.runtime.init_options`)."""
+    import os
+
+    key = os.environ.get(config.api_key_env) if config.api_key_env else None
+    if address is None or not key:
+        return None
+    return {"env_vars": {config.api_key_env: key}}
+
+
 def _wait_for_stop() -> None:
     """Block until Ctrl-C or SIGTERM."""
     stop = threading.Event()
@@ -153,13 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from docextract.cluster.runtime import init_ray
     from serve.app import build_app
 
-    env_vars = {}
-    if config.api_key_env and os.environ.get(config.api_key_env):
-        # The ingress reads the key from its own environment: send it along with the job.
-        env_vars[config.api_key_env] = os.environ[config.api_key_env]
     try:
         config.resolve_api_key()  # fail here, not in a replica, if the variable is unset
-        init_ray(address, num_cpus=args.num_cpus, runtime_env={"env_vars": env_vars} if env_vars else None)
+        init_ray(address, num_cpus=args.num_cpus, runtime_env=job_runtime_env(config, address))
         ray_serve.start(http_options=http_options)
         ray_serve.run(build_app(config), name=args.name, route_prefix=args.route_prefix)
     except DocExtractError as exc:

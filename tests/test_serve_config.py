@@ -11,7 +11,7 @@ from ray.serve.schema import ServeDeploySchema
 
 from docextract.errors import DocExtractError
 from serve.app import INGRESS_NAME, build_app, deployment_options, ingress_options
-from serve.cli import build_parser, config_from_args
+from serve.cli import build_parser, config_from_args, job_runtime_env
 from serve.cli import main as serve_main
 from serve.config import APP_IMPORT_PATH, ServeAppConfig, load_serve_config
 
@@ -116,6 +116,18 @@ def test_api_key_env_must_be_set_where_the_ingress_runs(monkeypatch):
     monkeypatch.setenv("DOCEXTRACT_TEST_KEY", "s3cret")
     assert config.resolve_api_key() == "s3cret"
     assert "s3cret" not in repr(ServeAppConfig.model_validate({"models": [{"model": "m"}], "api_key": "s3cret"}))
+
+
+def test_the_api_key_travels_in_the_job_only_to_a_cluster(monkeypatch):
+    """An embedded Ray's workers inherit this process's environment (checked for real in
+    test_an_embedded_rays_workers_get_the_drivers_environment): the key stays out of its job's
+    runtime_env, which Ray's dashboard shows."""
+    config = ServeAppConfig.model_validate({"models": [{"model": "m"}], "api_key_env": "DOCEXTRACT_TEST_KEY"})
+    monkeypatch.setenv("DOCEXTRACT_TEST_KEY", "s3cret")
+    assert job_runtime_env(config, None) is None
+    assert job_runtime_env(config, "ray://head:10001") == {"env_vars": {"DOCEXTRACT_TEST_KEY": "s3cret"}}
+    plain = ServeAppConfig.model_validate({"models": [{"model": "m"}], "api_key": "k"})
+    assert job_runtime_env(plain, "ray://head:10001") is None
 
 
 def test_cli_flags_describe_the_default_model_and_win_over_the_file(tmp_path):
