@@ -77,7 +77,11 @@ class LocalRayCluster:
         if self.resources:
             cmd += ["--resources", json.dumps(self.resources)]
         log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the cluster until stop()
-        self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # On SIGTERM, `ray start --block` first drains its node (Ray 2.60: for Serve's rolling
+        # upgrades) until every worker lease is back, up to 30 s; a test cluster still holding Serve's
+        # detached actors at the session's end waited out all 30 s. Nothing here needs draining.
+        env = {**os.environ, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+        self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
