@@ -173,8 +173,12 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             "--num-cpus", str(cores + 2), "--cpus-per-engine", str(cores), "--max-in-flight", str(args.max_in_flight)]  # fmt: skip
     if args.batch_size:
         argv += ["--batch-size", str(args.batch_size)]
+    from bench.thread_cpu import ThreadSampler
+
     started = time.time()
-    code = batch_main(argv)
+    # The engine actor's threads, from outside: what its CPU per page is made of (see _actor_threads).
+    with ThreadSampler("ray::MapWorker", "ExtractionActor") as sampler:
+        code = batch_main(argv)
     exited = time.time()
     if code != 0:
         raise RuntimeError(f"batch.run exited with {code}")
@@ -199,6 +203,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         "host_cpu_ms_per_page_after_first_call": _host_cpu_after_first_call(out),
         "host_ray_loop_cpu_ms_per_page": run.get("host_ray_loop_cpu_ms_per_row"),
         "host_ray_loop_cpu_ms_per_page_after_first_call": _host_cpu_after_first_call(out, "host_ray_loop_cpu_s"),
+        "actor_threads": _actor_threads(sampler, run["started_at"] + run["first_request_s"], out),
         "teardown_s": exited - written,
         "rows": summary["rows"],
         "valid": summary["valid"],
@@ -222,6 +227,28 @@ def _host_cpu_after_first_call(out: Path, column: str = "host_cpu_s") -> float |
     first = min(rows, key=lambda r: r["finished_at"])["host_cpu_s"]
     later = [r[column] for r in rows if r["host_cpu_s"] != first]
     return 1000 * sum(later) / len(later) if later else None
+
+
+def _actor_threads(sampler: Any, engine_up: float, out: Path) -> dict[str, Any] | None:
+    """The engine actor's CPU by thread, sampled from /proc, from its engine up (the first request)
+    to its last result (the rows' latest ``finished_at``; the engine's shutdown after it is left out),
+    in ms per page: ``main`` is Ray's task loop (the actor's calls run on Ray Data's event-loop
+    thread), the Python threads carry the process's title (Ray Data's event loop, vLLM's front end and
+    its thread pool), the others are native (Ray's gRPC and io threads, ZeroMQ's for vLLM's engine)."""
+    import pyarrow.parquet as pq
+
+    finished = [v for f in out.glob("*.parquet") for v in pq.read_table(f, columns=["finished_at"])[0].to_pylist()]
+    window = sampler.window(engine_up, max(v for v in finished if v is not None)) if finished else None
+    if window is None:
+        return None
+    pages = len(finished)
+    return {
+        "window_s": window["seconds"],
+        "pages": pages,
+        "main_ms_per_page": 1000 * window["main_s"] / pages,
+        "main_ms_per_s": 1000 * window["main_s"] / window["seconds"],
+        "other_threads_ms_per_page": {k: 1000 * v / pages for k, v in window["other_threads_s"].items() if v > 0},
+    }
 
 
 def run_front_end(args: argparse.Namespace) -> dict[str, Any]:
