@@ -125,7 +125,7 @@ class ExtractionActor:
         now, loop = time.process_time(), _thread_cpu(self._loop_clock)
         rows_n = max(1, len(results))
         share = (now - self._cpu_mark) / rows_n
-        loop_share = None if loop is None or self._loop_mark is None else (loop - self._loop_mark) / rows_n
+        loop_share = None if loop is None else (loop - self._loop_mark) / rows_n  # None: no thread clock here
         self._cpu_mark, self._loop_mark = now, loop
         for result in results:
             result["host_cpu_s"] = share

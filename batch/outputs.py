@@ -182,9 +182,10 @@ class GenerationWindow(NamedTuple):
 def generation_window(parts: list[Path]) -> GenerationWindow:
     """The engines' busy window over the rows of ``parts`` (engine start excluded)."""
     starts, ends = [], []
-    sums = {"host_cpu_s": [0.0, 0], "host_ray_loop_cpu_s": [0.0, 0]}
+    cpu = {"host_cpu_s": 0.0, "host_ray_loop_cpu_s": 0.0}  # summed over the rows that carry each
+    rows = dict.fromkeys(cpu, 0)
     for part in parts:
-        names = ["generation_s", "finished_at"] + [n for n in sums if n in pq.read_schema(part).names]
+        names = ["generation_s", "finished_at"] + [n for n in cpu if n in pq.read_schema(part).names]
         t = pq.read_table(part, columns=names)
         for took, finished in zip(t.column(0).to_pylist(), t.column(1).to_pylist(), strict=True):
             if took is not None and finished is not None:
@@ -192,12 +193,12 @@ def generation_window(parts: list[Path]) -> GenerationWindow:
                 ends.append(finished)
         for name in names[2:]:
             values = [v for v in t.column(name).to_pylist() if v is not None]
-            sums[name][0] += sum(values)
-            sums[name][1] += len(values)
-    (cpu, cpu_rows), (loop, loop_rows) = sums["host_cpu_s"], sums["host_ray_loop_cpu_s"]
+            cpu[name] += sum(values)
+            rows[name] += len(values)
+    host = (cpu["host_cpu_s"], rows["host_cpu_s"], cpu["host_ray_loop_cpu_s"], rows["host_ray_loop_cpu_s"])
     if not ends:
-        return GenerationWindow(0, None, None, cpu, int(cpu_rows), loop, int(loop_rows))
-    return GenerationWindow(len(ends), min(starts), max(ends) - min(starts), cpu, int(cpu_rows), loop, int(loop_rows))
+        return GenerationWindow(0, None, None, *host)
+    return GenerationWindow(len(ends), min(starts), max(ends) - min(starts), *host)
 
 
 def count_results(parts: list[Path]) -> dict[str, Any]:

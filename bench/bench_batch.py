@@ -184,6 +184,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         raise RuntimeError(f"batch.run exited with {code}")
     summary = json.loads((out / "summary.json").read_text())
     run = summary["run"]
+    rows = _rows(out)
     # End to end: until the last result is written (the summary's end), as raw vLLM's clock stops
     # when generate returns; Ray's and the engine's teardown after it are reported apart.
     written = run["started_at"] + run["wall_s"]
@@ -200,10 +201,10 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         },
         "first_result_s": before_job + run["first_result_s"],
         "host_cpu_ms_per_page": run["host_cpu_ms_per_row"],
-        "host_cpu_ms_per_page_after_first_call": _host_cpu_after_first_call(out),
+        "host_cpu_ms_per_page_after_first_call": _host_cpu_after_first_call(rows),
         "host_ray_loop_cpu_ms_per_page": run.get("host_ray_loop_cpu_ms_per_row"),
-        "host_ray_loop_cpu_ms_per_page_after_first_call": _host_cpu_after_first_call(out, "host_ray_loop_cpu_s"),
-        "actor_threads": _actor_threads(sampler, run["started_at"] + run["first_request_s"], out),
+        "host_ray_loop_cpu_ms_per_page_after_first_call": _host_cpu_after_first_call(rows, "host_ray_loop_cpu_s"),
+        "actor_threads": _actor_threads(sampler, run["started_at"] + run["first_request_s"], rows),
         "teardown_s": exited - written,
         "rows": summary["rows"],
         "valid": summary["valid"],
@@ -212,15 +213,19 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _host_cpu_after_first_call(out: Path, column: str = "host_cpu_s") -> float | None:
+def _rows(out: Path) -> list[dict[str, Any]]:
+    """The output's rows, the columns the host figures read (once, for every figure below)."""
+    import pyarrow.parquet as pq
+
+    columns = ["host_cpu_s", "host_ray_loop_cpu_s", "finished_at"]
+    return [r for f in sorted(out.glob("*.parquet")) for r in pq.read_table(f, columns=columns).to_pylist()]
+
+
+def _host_cpu_after_first_call(rows: list[dict[str, Any]], column: str = "host_cpu_s") -> float | None:
     """The actor's CPU ms per page over the calls after its first (whose share holds the engine
     host's one-off work: the first image processor call, lazy imports, first allocations). A call's
     rows carry the same ``host_cpu_s``: the first call's rows are those that finished first.
     ``column``: ``host_ray_loop_cpu_s`` for the same figure of Ray's task loop alone."""
-    import pyarrow.parquet as pq
-
-    columns = ["host_cpu_s", "finished_at", column] if column != "host_cpu_s" else ["host_cpu_s", "finished_at"]
-    rows = [r for f in sorted(out.glob("*.parquet")) for r in pq.read_table(f, columns=columns).to_pylist()]
     rows = [r for r in rows if r["host_cpu_s"] is not None and r[column] is not None and r["finished_at"] is not None]
     if not rows:
         return None
@@ -229,19 +234,17 @@ def _host_cpu_after_first_call(out: Path, column: str = "host_cpu_s") -> float |
     return 1000 * sum(later) / len(later) if later else None
 
 
-def _actor_threads(sampler: Any, engine_up: float, out: Path) -> dict[str, Any] | None:
+def _actor_threads(sampler: Any, engine_up: float, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The engine actor's CPU by thread, sampled from /proc, from its engine up (the first request)
     to its last result (the rows' latest ``finished_at``; the engine's shutdown after it is left out),
     in ms per page: ``main`` is Ray's task loop (the actor's calls run on Ray Data's event-loop
     thread), the Python threads carry the process's title (Ray Data's event loop, vLLM's front end and
     its thread pool), the others are native (Ray's gRPC and io threads, ZeroMQ's for vLLM's engine)."""
-    import pyarrow.parquet as pq
-
-    finished = [v for f in out.glob("*.parquet") for v in pq.read_table(f, columns=["finished_at"])[0].to_pylist()]
-    window = sampler.window(engine_up, max(v for v in finished if v is not None)) if finished else None
+    finished = [r["finished_at"] for r in rows if r["finished_at"] is not None]
+    window = sampler.window(engine_up, max(finished)) if finished else None
     if window is None:
         return None
-    pages = len(finished)
+    pages = len(rows)
     return {
         "window_s": window["seconds"],
         "pages": pages,
